@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // maxFieldLength bounds every string field of the envelope but data.
@@ -88,6 +90,10 @@ func ParseEvent(b []byte) (*Event, error) {
 				fail("data", "must be a JSON object")
 				continue
 			}
+			if !utf8.Valid(v) {
+				fail("data", "must be valid UTF-8")
+				continue
+			}
 			e.Data = v
 			continue
 		}
@@ -101,6 +107,10 @@ func ParseEvent(b []byte) (*Event, error) {
 		}
 		if len(s) > maxFieldLength {
 			fail(escapePointer(k), "must be at most %d bytes long", maxFieldLength)
+			continue
+		}
+		if strings.ContainsFunc(s, unicode.IsControl) {
+			fail(escapePointer(k), "must not contain control characters")
 			continue
 		}
 		switch field {
