@@ -1,0 +1,18 @@
+// Package sqlite implements Herald's accounts, API keys and events on an
+// embedded SQLite database (modernc.org/sqlite: pure Go, no cgo), so that
+// `herald serve` needs no other service.
+//
+// The database runs in WAL mode with synchronous=FULL: a commit that
+// returned is on disk. A Store holds one write connection, so that writes
+// queue in Go rather than spin on SQLite's lock, and a separate pool of
+// read connections, so that reads never wait behind a write. Because SQLite
+// has one writer at a time, seqs are assigned and become visible in commit
+// order: a reader paging by seq never skips an event.
+//
+// Commits append to the WAL only; a background goroutine owned by the Store
+// copies the WAL into the database file (checkpoints), so that no request
+// pays for it.
+//
+// The schema lives in migrations/*.sql, embedded in the binary and applied
+// in order by Open.
+package sqlite
