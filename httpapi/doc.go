@@ -1,0 +1,21 @@
+// Package httpapi serves Herald's HTTP API: the /v1 routes for accounts,
+// keys and events, the health and metrics endpoints and the OpenAPI
+// document that describes them.
+//
+// It adapts HTTP to the service interfaces of package herald and owns what
+// belongs to HTTP alone: authentication by bearer key (with a short-lived
+// cache of key lookups), the mapping of herald.Error codes to statuses and
+// RFC 9457 problem details, request ids, one log line per request and the
+// request metrics. It talks to no database: everything it stores or reads
+// goes through herald.AccountService, herald.KeyService,
+// herald.EventService and an Appender.
+//
+// Conventions every route follows:
+//
+//   - Every 4xx and 5xx answer is application/problem+json. Its errors
+//     member lists the fields at fault: "pointer" is a JSON Pointer (RFC 6901)
+//     into the request body, or "?name" for the query parameter name.
+//   - An unknown query parameter is refused with 400, like an unknown field.
+//   - A 500 shows only "internal error (ref …)"; the request's log line
+//     carries the same ref and the real error.
+package httpapi

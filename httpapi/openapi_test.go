@@ -1,0 +1,464 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/heraldhq/herald"
+)
+
+// docURL is the base URL the document is compiled under; its schemas'
+// "#/components/..." references resolve against it.
+const docURL = "https://herald.dev/openapi.json"
+
+// openAPI is the parts of the document the tests read.
+type openAPI struct {
+	Security   []map[string][]string           `json:"security"`
+	Paths      map[string]map[string]operation `json:"paths"`
+	Components struct {
+		Parameters map[string]parameter       `json:"parameters"`
+		Responses  map[string]responseObject  `json:"responses"`
+		Schemas    map[string]json.RawMessage `json:"schemas"`
+	} `json:"components"`
+}
+
+type operation struct {
+	Security   *[]map[string][]string    `json:"security"`
+	Parameters []parameter               `json:"parameters"`
+	Responses  map[string]responseObject `json:"responses"`
+}
+
+type parameter struct {
+	Ref  string `json:"$ref"`
+	Name string `json:"name"`
+	In   string `json:"in"`
+}
+
+type responseObject struct {
+	Ref     string                     `json:"$ref"`
+	Content map[string]json.RawMessage `json:"content"`
+}
+
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+var (
+	docOnce     sync.Once
+	doc         openAPI
+	docCompiler *jsonschema.Compiler
+	docErr      error
+	schemaMu    sync.Mutex
+	schemaCache = map[string]*jsonschema.Schema{}
+)
+
+// loadDoc parses the embedded document once for all tests.
+func loadDoc(t *testing.T) *openAPI {
+	t.Helper()
+	docOnce.Do(func() {
+		if docErr = json.Unmarshal(openAPIDocument, &doc); docErr != nil {
+			return
+		}
+		var raw any
+		raw, docErr = jsonschema.UnmarshalJSON(bytes.NewReader(openAPIDocument))
+		if docErr != nil {
+			return
+		}
+		docCompiler = jsonschema.NewCompiler()
+		docCompiler.DefaultDraft(jsonschema.Draft2020) // OpenAPI 3.1's schemas are JSON Schema 2020-12
+		docCompiler.AssertFormat()
+		docErr = docCompiler.AddResource(docURL, raw)
+	})
+	if docErr != nil {
+		t.Fatalf("openapi.json: %v", docErr)
+	}
+	return &doc
+}
+
+// schemaAt compiles the schema at a JSON Pointer of the document.
+func schemaAt(t *testing.T, pointer string) *jsonschema.Schema {
+	t.Helper()
+	loadDoc(t)
+	schemaMu.Lock()
+	defer schemaMu.Unlock()
+	if s, ok := schemaCache[pointer]; ok {
+		return s
+	}
+	s, err := docCompiler.Compile(docURL + "#" + pointer)
+	if err != nil {
+		t.Fatalf("compile schema %s: %v", pointer, err)
+	}
+	schemaCache[pointer] = s
+	return s
+}
+
+func escapeToken(s string) string { return escapePointer(s) }
+
+// paramOf resolves a parameter reference.
+func (d *openAPI) paramOf(p parameter) parameter {
+	if name, ok := strings.CutPrefix(p.Ref, "#/components/parameters/"); ok {
+		return d.Components.Parameters[name]
+	}
+	return p
+}
+
+// documentedResponse finds the documented answer of an operation for a
+// status, and the pointer to it within the document.
+func (d *openAPI) documentedResponse(path, method string, status int) (responseObject, string, bool) {
+	op, ok := d.Paths[path][strings.ToLower(method)]
+	if !ok {
+		return responseObject{}, "", false
+	}
+	code := strconv.Itoa(status)
+	res, ok := op.Responses[code]
+	if !ok {
+		return responseObject{}, "", false
+	}
+	pointer := "/paths/" + escapeToken(path) + "/" + strings.ToLower(method) + "/responses/" + code
+	if name, ok := strings.CutPrefix(res.Ref, "#/components/responses/"); ok {
+		res, pointer = d.Components.Responses[name], "/components/responses/"+name
+	}
+	return res, pointer, true
+}
+
+// routeOf returns the route pattern that serves a request ("" if none).
+func routeOf(s *Server, req *http.Request) (method, path string) {
+	_, pattern := s.mux.Handler(req)
+	method, path, _ = strings.Cut(pattern, " ")
+	if method == "HEAD" {
+		method = "GET"
+	}
+	return method, path
+}
+
+// checkDocumented fails the test unless the answer is documented for its
+// route and status, and its body matches the documented schema. It returns
+// the "METHOD path status" it checked, or "" for a request no route serves.
+func checkDocumented(t *testing.T, s *Server, r *response) string {
+	t.Helper()
+	d := loadDoc(t)
+	method, path := routeOf(s, r.req)
+	if path == "" {
+		return ""
+	}
+	key := fmt.Sprintf("%s %s %d", method, path, r.status)
+	res, pointer, ok := d.documentedResponse(path, method, r.status)
+	if !ok {
+		t.Errorf("%s: answered but not documented; body %s", key, r.body)
+		return key
+	}
+	if len(res.Content) == 0 {
+		if len(r.body) != 0 {
+			t.Errorf("%s: documented without a body, answered %q", key, r.body)
+		}
+		return key
+	}
+	mt := r.mediaType()
+	if _, ok := res.Content[mt]; !ok {
+		t.Errorf("%s: answered %s, documented %v", key, mt, slices.Sorted(maps.Keys(res.Content)))
+		return key
+	}
+	if mt != "application/json" && mt != "application/problem+json" {
+		return key // text: nothing to check against a schema
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
+	if err != nil {
+		t.Errorf("%s: body is not JSON: %v: %s", key, err, r.body)
+		return key
+	}
+	sch := schemaAt(t, pointer+"/content/"+escapeToken(mt)+"/schema")
+	if err := sch.Validate(v); err != nil {
+		t.Errorf("%s: body does not match the documented schema:\n%s\nbody: %s", key, err, r.body)
+	}
+	return key
+}
+
+func minimalServer() *Server {
+	m := newMemStore()
+	return NewServer(Config{Accounts: m.accountService(), Keys: m.keyService(), Events: m.eventService()})
+}
+
+var wildcard = regexp.MustCompile(`\{([^}]+)\}`)
+
+// TestOpenAPIRoutes checks the route table against the document, both ways:
+// a route served but not documented fails, and so does one documented but
+// not served. It also checks each route's parameters and security.
+func TestOpenAPIRoutes(t *testing.T) {
+	t.Parallel()
+	d := loadDoc(t)
+	s := minimalServer()
+
+	served := map[string]route{}
+	for _, rt := range s.routes {
+		served[rt.method+" "+rt.path] = rt
+	}
+	documented := map[string]operation{}
+	for path, item := range d.Paths {
+		for method, op := range item {
+			if slices.Contains(httpMethods, method) {
+				documented[strings.ToUpper(method)+" "+path] = op
+			}
+		}
+	}
+	for k := range served {
+		if _, ok := documented[k]; !ok {
+			t.Errorf("%s is served but not documented in openapi.json", k)
+		}
+	}
+	for k := range documented {
+		if _, ok := served[k]; !ok {
+			t.Errorf("%s is documented in openapi.json but not served", k)
+		}
+	}
+
+	for k, rt := range served {
+		op, ok := documented[k]
+		if !ok {
+			continue
+		}
+		var query, pathParams []string
+		for _, p := range op.Parameters {
+			p = d.paramOf(p)
+			switch p.In {
+			case "query":
+				query = append(query, p.Name)
+			case "path":
+				pathParams = append(pathParams, p.Name)
+			default:
+				t.Errorf("%s: parameter %q in %q", k, p.Name, p.In)
+			}
+		}
+		if got, want := sorted(query), sorted(rt.params); !slices.Equal(got, want) {
+			t.Errorf("%s: documented query parameters %v, the route accepts %v", k, got, want)
+		}
+		var wantPath []string
+		for _, m := range wildcard.FindAllStringSubmatch(rt.path, -1) {
+			wantPath = append(wantPath, m[1])
+		}
+		if got := sorted(pathParams); !slices.Equal(got, sorted(wantPath)) {
+			t.Errorf("%s: documented path parameters %v, the pattern has %v", k, got, wantPath)
+		}
+
+		public := op.Security != nil && len(*op.Security) == 0
+		if public != (rt.scope == "") {
+			t.Errorf("%s: documented as public=%v, served with scope %q", k, public, rt.scope)
+		}
+		if rt.scope != "" {
+			for _, code := range []string{"401", "403", "500"} {
+				if _, ok := op.Responses[code]; !ok {
+					t.Errorf("%s needs a key but does not document %s", k, code)
+				}
+			}
+		}
+		if !rt.anyParams {
+			if _, ok := op.Responses["400"]; !ok {
+				t.Errorf("%s refuses unknown query parameters but does not document 400", k)
+			}
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	if s == nil {
+		s = []string{}
+	}
+	return s
+}
+
+// TestOpenAPISchemasCompile compiles every component schema, so that a
+// broken reference fails here rather than in some response check.
+func TestOpenAPISchemasCompile(t *testing.T) {
+	t.Parallel()
+	d := loadDoc(t)
+	for name := range d.Components.Schemas {
+		schemaAt(t, "/components/schemas/"+name)
+	}
+}
+
+// TestOpenAPIResponses drives every route to every status its document
+// lists, and checks each real answer against the documented schema. A
+// documented status that no case reaches fails the test: either a case is
+// missing or the document promises an answer the server never gives.
+func TestOpenAPIResponses(t *testing.T) {
+	t.Parallel()
+	storeDown := errors.New("SQLITE_IOERR: disk I/O error in table events")
+	stored := event(map[string]any{"id": "evt-stored"})
+	sendStored := func(e *env) { e.do("POST", "/v1/events", e.ingest, stored).wantStatus(t, 201) }
+	tooMany := `{"events":[` + strings.Repeat(event(nil)+",", herald.MaxBatchEvents) + event(nil) + `]}`
+
+	cases := []struct {
+		name   string
+		setup  func(e *env)
+		method string
+		path   string
+		key    func(e *env) string
+		body   string
+		want   int
+	}{
+		{"account created", nil, "POST", "/v1/accounts", bootKey, `{"id":"globex","name":"Globex"}`, 201},
+		{"account invalid", nil, "POST", "/v1/accounts", bootKey, `{"id":"Globex!","name":""}`, 400},
+		{"account no key", nil, "POST", "/v1/accounts", noKey, `{"name":"Globex"}`, 401},
+		{"account not bootstrap", nil, "POST", "/v1/accounts", adminKey, `{"name":"Globex"}`, 403},
+		{"account taken", nil, "POST", "/v1/accounts", bootKey, `{"id":"default","name":"Again"}`, 409},
+		{"account too large", nil, "POST", "/v1/accounts", bootKey, `{"name":"` + strings.Repeat("x", maxAdminBodyBytes) + `"}`, 413},
+		{"account store down", failing("CreateAccount", storeDown), "POST", "/v1/accounts", bootKey, `{"name":"Globex"}`, 500},
+
+		{"key created", nil, "POST", "/v1/keys", adminKey, `{"name":"ci","scopes":["ingest","read"]}`, 201},
+		{"key invalid", nil, "POST", "/v1/keys", adminKey, `{"scopes":["write"]}`, 400},
+		{"key no key", nil, "POST", "/v1/keys", noKey, `{"scopes":["read"]}`, 401},
+		{"key not admin", nil, "POST", "/v1/keys", ingestKey, `{"scopes":["read"]}`, 403},
+		{"key too large", nil, "POST", "/v1/keys", adminKey, `{"name":"` + strings.Repeat("x", maxAdminBodyBytes) + `"}`, 413},
+		{"key store down", failing("CreateKey", storeDown), "POST", "/v1/keys", adminKey, `{"scopes":["read"]}`, 500},
+
+		{"keys listed", nil, "GET", "/v1/keys", adminKey, "", 200},
+		{"keys bad parameter", nil, "GET", "/v1/keys?all=1", adminKey, "", 400},
+		{"keys no key", nil, "GET", "/v1/keys", noKey, "", 401},
+		{"keys not admin", nil, "GET", "/v1/keys", readKey, "", 403},
+		{"keys store down", failing("FindKeys", storeDown), "GET", "/v1/keys", adminKey, "", 500},
+
+		{"key deleted", nil, "DELETE", "/v1/keys/key_read", adminKey, "", 204},
+		{"key delete bad parameter", nil, "DELETE", "/v1/keys/key_read?force=true", adminKey, "", 400},
+		{"key delete no key", nil, "DELETE", "/v1/keys/key_read", noKey, "", 401},
+		{"key delete not admin", nil, "DELETE", "/v1/keys/key_read", readKey, "", 403},
+		{"key delete unknown", nil, "DELETE", "/v1/keys/key_nope", adminKey, "", 404},
+		{"key delete itself", nil, "DELETE", "/v1/keys/key_admin", adminKey, "", 409},
+		{"key delete store down", failing("DeleteKey", storeDown), "DELETE", "/v1/keys/key_read", adminKey, "", 500},
+
+		{"event created", nil, "POST", "/v1/events", ingestKey, event(nil), 201},
+		{"event duplicate", sendStored, "POST", "/v1/events", ingestKey, stored, 200},
+		{"event invalid", nil, "POST", "/v1/events", ingestKey, event(map[string]any{"category": nil}), 400},
+		{"event no key", nil, "POST", "/v1/events", noKey, event(nil), 401},
+		{"event read key", nil, "POST", "/v1/events", readKey, event(nil), 403},
+		{"event conflict", sendStored, "POST", "/v1/events", ingestKey, event(map[string]any{"id": "evt-stored", "type": "userLoggedOut"}), 409},
+		{"event too large", nil, "POST", "/v1/events", ingestKey, event(map[string]any{"data": map[string]any{"x": strings.Repeat("x", herald.MaxEventBytes)}}), 413},
+		{"event store down", failing("AppendEvents", storeDown), "POST", "/v1/events", ingestKey, event(nil), 500},
+
+		{"events found", sendStored, "GET", "/v1/events?category=authentication&limit=10", readKey, "", 200},
+		{"events bad filter", nil, "GET", "/v1/events?limit=0", readKey, "", 400},
+		{"events no key", nil, "GET", "/v1/events", noKey, "", 401},
+		{"events ingest key", nil, "GET", "/v1/events", ingestKey, "", 403},
+		{"events store down", failing("FindEvents", storeDown), "GET", "/v1/events", readKey, "", 500},
+
+		{"batch mixed", sendStored, "POST", "/v1/events/batch", ingestKey, `{"events":[` + event(nil) + `,` + stored + `,{"type":"x"}]}`, 200},
+		{"batch atomic invalid", nil, "POST", "/v1/events/batch?atomic=true", ingestKey, `{"events":[` + event(nil) + `,{"type":"x"}]}`, 400},
+		{"batch not a batch", nil, "POST", "/v1/events/batch", ingestKey, `[]`, 400},
+		{"batch no key", nil, "POST", "/v1/events/batch", noKey, `{"events":[]}`, 401},
+		{"batch read key", nil, "POST", "/v1/events/batch", readKey, `{"events":[]}`, 403},
+		{"batch atomic conflict", sendStored, "POST", "/v1/events/batch?atomic=true", ingestKey, `{"events":[` + event(nil) + `,` + event(map[string]any{"id": "evt-stored", "type": "userLoggedOut"}) + `]}`, 409},
+		{"batch too many", nil, "POST", "/v1/events/batch", ingestKey, tooMany, 413},
+		{"batch store down", failing("AppendEvents", storeDown), "POST", "/v1/events/batch", ingestKey, `{"events":[` + event(nil) + `]}`, 500},
+
+		{"event found", sendStored, "GET", "/v1/events/evt-stored", readKey, "", 200},
+		{"event bad parameter", nil, "GET", "/v1/events/evt-stored?pretty=1", readKey, "", 400},
+		{"event get no key", nil, "GET", "/v1/events/evt-stored", noKey, "", 401},
+		{"event get ingest key", nil, "GET", "/v1/events/evt-stored", ingestKey, "", 403},
+		{"event not found", nil, "GET", "/v1/events/evt-nope", readKey, "", 404},
+		{"event get store down", failing("FindEventByID", storeDown), "GET", "/v1/events/evt-stored", readKey, "", 500},
+
+		{"openapi", nil, "GET", "/v1/openapi.json", noKey, "", 200},
+		{"openapi bad parameter", nil, "GET", "/v1/openapi.json?v=2", noKey, "", 400},
+		{"healthy", nil, "GET", "/healthz", noKey, "", 200},
+		{"unhealthy", failing("Ping", storeDown), "GET", "/healthz", noKey, "", 503},
+		{"metrics", nil, "GET", "/metrics", noKey, "", 200},
+	}
+
+	var mu sync.Mutex
+	reached := map[string]bool{}
+	t.Run("cases", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				if c.setup != nil {
+					c.setup(e)
+				}
+				r := e.do(c.method, c.path, c.key(e), c.body).wantStatus(t, c.want)
+				if r.status == 500 {
+					checkInternal(t, e, r, storeDown.Error())
+				}
+				mu.Lock()
+				reached[checkDocumented(t, e.server, r)] = true
+				mu.Unlock()
+			})
+		}
+	})
+
+	d := loadDoc(t)
+	for path, item := range d.Paths {
+		for method, op := range item {
+			for code := range op.Responses {
+				k := strings.ToUpper(method) + " " + path + " " + code
+				if !reached[k] {
+					t.Errorf("%s is documented but no case reaches it", k)
+				}
+			}
+		}
+	}
+}
+
+func noKey(*env) string       { return "" }
+func bootKey(e *env) string   { return e.boot }
+func adminKey(e *env) string  { return e.admin }
+func ingestKey(e *env) string { return e.ingest }
+func readKey(e *env) string   { return e.read }
+
+func failing(call string, err error) func(*env) {
+	return func(e *env) { e.store.fail(call, err) }
+}
+
+var internalDetail = regexp.MustCompile(`^internal error \(ref ([0-9a-f]{16})\)$`)
+
+// checkInternal checks that a 500 shows only a ref, and that the log line
+// carrying that ref also carries the real error.
+func checkInternal(t *testing.T, e *env, r *response, realError string) {
+	t.Helper()
+	p := r.problem(t)
+	m := internalDetail.FindStringSubmatch(p.Detail)
+	if m == nil {
+		t.Fatalf("500 detail %q, want only %q", p.Detail, "internal error (ref …)")
+	}
+	if bytes.Contains(r.body, []byte("SQLITE")) || bytes.Contains(r.body, []byte(realError)) {
+		t.Errorf("500 body shows the real error: %s", r.body)
+	}
+	found := false
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"ref":"`+m[1]+`"`) {
+			found = true
+			if !strings.Contains(line, realError) {
+				t.Errorf("log line with ref %s lacks the real error %q: %s", m[1], realError, line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no log line carries ref %s; logs:\n%s", m[1], e.logs.String())
+	}
+}
+
+// TestOpenAPIServed checks that the document is served as it is embedded.
+func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.do("GET", "/v1/openapi.json", "", "").wantStatus(t, 200)
+	if !bytes.Equal(r.body, openAPIDocument) {
+		t.Error("served document differs from the embedded one")
+	}
+	var v struct {
+		OpenAPI string `json:"openapi"`
+	}
+	r.json(t, &v)
+	if !strings.HasPrefix(v.OpenAPI, "3.1.") {
+		t.Errorf("openapi %q, want 3.1.x", v.OpenAPI)
+	}
+}

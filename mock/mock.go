@@ -1,0 +1,116 @@
+package mock
+
+import (
+	"context"
+
+	"github.com/heraldhq/herald"
+)
+
+// notSet panics: the test called a method it did not give the fake.
+func notSet(field string) {
+	panic("mock: " + field + " is not set")
+}
+
+// AccountService is a fake herald.AccountService.
+type AccountService struct {
+	CreateAccountFn   func(ctx context.Context, a *herald.Account, firstKey *herald.APIKey) error
+	FindAccountByIDFn func(ctx context.Context, id string) (*herald.Account, error)
+}
+
+var _ herald.AccountService = (*AccountService)(nil)
+
+func (s *AccountService) CreateAccount(ctx context.Context, a *herald.Account, firstKey *herald.APIKey) error {
+	if s.CreateAccountFn == nil {
+		notSet("AccountService.CreateAccountFn")
+	}
+	return s.CreateAccountFn(ctx, a, firstKey)
+}
+
+func (s *AccountService) FindAccountByID(ctx context.Context, id string) (*herald.Account, error) {
+	if s.FindAccountByIDFn == nil {
+		notSet("AccountService.FindAccountByIDFn")
+	}
+	return s.FindAccountByIDFn(ctx, id)
+}
+
+// KeyService is a fake herald.KeyService.
+type KeyService struct {
+	CreateKeyFn     func(ctx context.Context, k *herald.APIKey) error
+	FindKeyByHashFn func(ctx context.Context, hash string) (*herald.APIKey, error)
+	FindKeysFn      func(ctx context.Context, accountID string) ([]*herald.APIKey, error)
+	DeleteKeyFn     func(ctx context.Context, accountID, id string) error
+}
+
+var _ herald.KeyService = (*KeyService)(nil)
+
+func (s *KeyService) CreateKey(ctx context.Context, k *herald.APIKey) error {
+	if s.CreateKeyFn == nil {
+		notSet("KeyService.CreateKeyFn")
+	}
+	return s.CreateKeyFn(ctx, k)
+}
+
+func (s *KeyService) FindKeyByHash(ctx context.Context, hash string) (*herald.APIKey, error) {
+	if s.FindKeyByHashFn == nil {
+		notSet("KeyService.FindKeyByHashFn")
+	}
+	return s.FindKeyByHashFn(ctx, hash)
+}
+
+func (s *KeyService) FindKeys(ctx context.Context, accountID string) ([]*herald.APIKey, error) {
+	if s.FindKeysFn == nil {
+		notSet("KeyService.FindKeysFn")
+	}
+	return s.FindKeysFn(ctx, accountID)
+}
+
+func (s *KeyService) DeleteKey(ctx context.Context, accountID, id string) error {
+	if s.DeleteKeyFn == nil {
+		notSet("KeyService.DeleteKeyFn")
+	}
+	return s.DeleteKeyFn(ctx, accountID, id)
+}
+
+// EventService is a fake herald.EventService.
+type EventService struct {
+	AppendEventsFn  func(ctx context.Context, batches []*herald.AppendBatch) error
+	FindEventByIDFn func(ctx context.Context, accountID, id string) (*herald.Event, error)
+	FindEventsFn    func(ctx context.Context, accountID string, f herald.EventFilter) ([]*herald.Event, error)
+}
+
+var _ herald.EventService = (*EventService)(nil)
+
+func (s *EventService) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) error {
+	if s.AppendEventsFn == nil {
+		notSet("EventService.AppendEventsFn")
+	}
+	return s.AppendEventsFn(ctx, batches)
+}
+
+func (s *EventService) FindEventByID(ctx context.Context, accountID, id string) (*herald.Event, error) {
+	if s.FindEventByIDFn == nil {
+		notSet("EventService.FindEventByIDFn")
+	}
+	return s.FindEventByIDFn(ctx, accountID, id)
+}
+
+func (s *EventService) FindEvents(ctx context.Context, accountID string, f herald.EventFilter) ([]*herald.Event, error) {
+	if s.FindEventsFn == nil {
+		notSet("EventService.FindEventsFn")
+	}
+	return s.FindEventsFn(ctx, accountID, f)
+}
+
+// Appender is a fake of the group committer that httpapi hands batches to
+// (httpapi.Appender). It is declared here by its method alone, so mock does
+// not import httpapi.
+type Appender struct {
+	AppendFn func(ctx context.Context, b *herald.AppendBatch) error
+}
+
+func (a *Appender) Append(ctx context.Context, b *herald.AppendBatch) error {
+	if a.AppendFn == nil {
+		notSet("Appender.AppendFn")
+	}
+	return a.AppendFn(ctx, b)
+}

@@ -1,0 +1,63 @@
+package mock_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/mock"
+)
+
+func TestCallsGoToTheFunctions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var calls []string
+	note := func(name string) { calls = append(calls, name) }
+	accounts := &mock.AccountService{
+		CreateAccountFn:   func(context.Context, *herald.Account, *herald.APIKey) error { note("CreateAccount"); return nil },
+		FindAccountByIDFn: func(context.Context, string) (*herald.Account, error) { note("FindAccountByID"); return nil, nil },
+	}
+	keys := &mock.KeyService{
+		CreateKeyFn:     func(context.Context, *herald.APIKey) error { note("CreateKey"); return nil },
+		FindKeyByHashFn: func(context.Context, string) (*herald.APIKey, error) { note("FindKeyByHash"); return nil, nil },
+		FindKeysFn:      func(context.Context, string) ([]*herald.APIKey, error) { note("FindKeys"); return nil, nil },
+		DeleteKeyFn:     func(context.Context, string, string) error { note("DeleteKey"); return nil },
+	}
+	events := &mock.EventService{
+		AppendEventsFn:  func(context.Context, []*herald.AppendBatch) error { note("AppendEvents"); return nil },
+		FindEventByIDFn: func(context.Context, string, string) (*herald.Event, error) { note("FindEventByID"); return nil, nil },
+		FindEventsFn: func(context.Context, string, herald.EventFilter) ([]*herald.Event, error) {
+			note("FindEvents")
+			return nil, nil
+		},
+	}
+	appender := &mock.Appender{AppendFn: func(context.Context, *herald.AppendBatch) error { note("Append"); return nil }}
+
+	_ = accounts.CreateAccount(ctx, nil, nil)
+	_, _ = accounts.FindAccountByID(ctx, "")
+	_ = keys.CreateKey(ctx, nil)
+	_, _ = keys.FindKeyByHash(ctx, "")
+	_, _ = keys.FindKeys(ctx, "")
+	_ = keys.DeleteKey(ctx, "", "")
+	_ = events.AppendEvents(ctx, nil)
+	_, _ = events.FindEventByID(ctx, "", "")
+	_, _ = events.FindEvents(ctx, "", herald.EventFilter{})
+	_ = appender.Append(ctx, nil)
+
+	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append"
+	if got := strings.Join(calls, " "); got != want {
+		t.Errorf("calls\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestUnsetFunctionPanicsWithItsName(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		if v := recover(); v != "mock: EventService.FindEventsFn is not set" {
+			t.Errorf("recovered %v", v)
+		}
+	}()
+	var s mock.EventService
+	_, _ = s.FindEvents(context.Background(), "acme", herald.EventFilter{})
+}
