@@ -1,0 +1,51 @@
+// Command herald runs the Herald event platform (`herald serve`) and the
+// tools around it (`herald bench`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "herald",
+		Short: "Herald keeps an exact record of events and tells other systems about them",
+		Long: `Herald is an event platform: applications send it events, Herald validates
+and stores them as an immutable history, and serves them back through an HTTP API.
+
+Start a server with embedded storage in ./herald-data:
+
+  herald serve
+
+Every flag of every command can also be set from the environment variable
+named in its help.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newBenchCmd())
+	return root
+}
+
+// envDefault returns the value of the environment variable name, or def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}

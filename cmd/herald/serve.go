@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/httpapi"
+	"github.com/heraldhq/herald/ingest"
+	"github.com/heraldhq/herald/postgres"
+	"github.com/heraldhq/herald/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+)
+
+// serveConfig is what `herald serve` is told by flags and environment.
+type serveConfig struct {
+	Addr         string
+	Data         string
+	DB           string
+	LogFormat    string
+	BootstrapKey string
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Herald server",
+		Long: `Run the Herald server: the HTTP API under /v1, /healthz and /metrics.
+
+With no --db, events are stored in an embedded SQLite database inside the
+data folder and no other service is needed. With --db postgres://… they are
+stored in PostgreSQL; several servers may share one database.
+
+On first start Herald creates the account "default" and an admin API key.
+Set HERALD_BOOTSTRAP_KEY to choose that key (scripts, CI); otherwise one is
+generated, printed once and written to <data>/bootstrap.key (mode 0600).
+
+Logs go to standard error, one line per request.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.BootstrapKey = os.Getenv("HERALD_BOOTSTRAP_KEY")
+			m, err := openMain(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			return m.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", envDefault("HERALD_ADDR", "127.0.0.1:8080"), "address to listen on (env HERALD_ADDR)")
+	f.StringVar(&cfg.Data, "data", envDefault("HERALD_DATA", "./herald-data"), "folder for local data: the SQLite database and bootstrap.key (env HERALD_DATA)")
+	f.StringVar(&cfg.DB, "db", envDefault("HERALD_DB", ""), "database: a SQLite file path, or a postgres://… URL (env HERALD_DB; default <data>/herald.db)")
+	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
+	return cmd
+}
+
+// store is everything a database provides to the server.
+type store interface {
+	herald.AccountService
+	herald.KeyService
+	herald.EventService
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Main is one running server: its store, committer and HTTP listener.
+type Main struct {
+	cfg       serveConfig
+	log       *slog.Logger
+	store     store
+	committer *ingest.Committer
+	server    *http.Server
+	listener  net.Listener
+}
+
+// openMain opens the store, makes sure the bootstrap account and key exist
+// and binds the listener, so that configuration errors surface before the
+// server reports itself ready.
+func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*Main, error) {
+	log, err := newLogger(cfg.LogFormat, stderr)
+	if err != nil {
+		return nil, err
+	}
+	m := &Main{cfg: cfg, log: log}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("--data: cannot create folder %s: %w", cfg.Data, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var workers int
+	m.store, workers, err = openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := bootstrap(ctx, m.store, cfg, stdout, log); err != nil {
+		m.store.Close()
+		return nil, err
+	}
+	m.committer = ingest.New(m.store, ingest.Options{Workers: workers, Registerer: reg})
+
+	api := httpapi.NewServer(httpapi.Config{
+		Accounts:   m.store,
+		Keys:       m.store,
+		Events:     m.store,
+		Appender:   m.committer,
+		Ping:       m.store.Ping,
+		Logger:     log,
+		Registerer: reg,
+		Gatherer:   reg,
+		Now:        time.Now,
+		NewID:      func() string { return uuid.Must(uuid.NewV7()).String() },
+	})
+	m.server = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		m.committer.Close()
+		m.store.Close()
+		return nil, fmt.Errorf("--addr: cannot listen on %s: %w", cfg.Addr, err)
+	}
+	return m, nil
+}
+
+// openStore picks the store from --db.
+func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (store, int, error) {
+	db := cfg.DB
+	switch {
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		s, err := postgres.Open(ctx, db, postgres.Options{})
+		if err != nil {
+			return nil, 0, fmt.Errorf("--db: cannot open PostgreSQL: %w", err)
+		}
+		log.Info("store opened", "kind", "postgres")
+		// Commits of different accounts run in parallel on PostgreSQL.
+		return s, 4, nil
+	case strings.Contains(db, "://"):
+		scheme, _, _ := strings.Cut(db, "://")
+		return nil, 0, fmt.Errorf("--db: unsupported scheme %q (use a file path or postgres://…)", scheme)
+	}
+	if db == "" {
+		db = filepath.Join(cfg.Data, "herald.db")
+	}
+	s, err := sqlite.Open(ctx, db, sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, 0, fmt.Errorf("--db: cannot open SQLite database %s: %w", db, err)
+	}
+	log.Info("store opened", "kind", "sqlite", "path", db)
+	return s, 1, nil
+}
+
+// bootstrap creates the default account and the operator's key on first
+// start. With HERALD_BOOTSTRAP_KEY set it makes sure that key exists on
+// every start; otherwise it generates one only when it creates the account.
+func bootstrap(ctx context.Context, s store, cfg serveConfig, stdout io.Writer, log *slog.Logger) error {
+	secret := cfg.BootstrapKey
+	if secret != "" && len(secret) < herald.MinKeyLength {
+		return fmt.Errorf("HERALD_BOOTSTRAP_KEY: must be at least %d characters long", herald.MinKeyLength)
+	}
+	generated := secret == ""
+	if generated {
+		secret, _, _ = herald.NewKeySecret()
+	}
+	key := &herald.APIKey{
+		ID:        herald.NewRandomID("key_"),
+		AccountID: herald.DefaultAccountID,
+		Name:      "bootstrap",
+		Prefix:    herald.KeyPrefix(secret),
+		Hash:      herald.HashKey(secret),
+		Scopes:    []string{herald.ScopeAdmin},
+		Bootstrap: true,
+		CreatedAt: time.Now().UTC(),
+	}
+	_, err := s.FindAccountByID(ctx, herald.DefaultAccountID)
+	switch {
+	case herald.ErrorCode(err) == herald.ENOTFOUND:
+		acct := &herald.Account{ID: herald.DefaultAccountID, Name: "default", CreatedAt: key.CreatedAt}
+		err := s.CreateAccount(ctx, acct, key)
+		if herald.ErrorCode(err) == herald.ECONFLICT {
+			// Another server on the same database created it first.
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("create the default account: %w", err)
+		}
+		log.Info("created the default account and its bootstrap key", "key_id", key.ID)
+		if generated {
+			return writeBootstrapKey(cfg.Data, secret, stdout)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("find the default account: %w", err)
+	}
+	if generated {
+		return nil
+	}
+	if _, err := s.FindKeyByHash(ctx, key.Hash); herald.ErrorCode(err) != herald.ENOTFOUND {
+		return err // nil when the key is already there
+	}
+	if err := s.CreateKey(ctx, key); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
+		return fmt.Errorf("store HERALD_BOOTSTRAP_KEY: %w", err)
+	}
+	log.Info("added the bootstrap key from HERALD_BOOTSTRAP_KEY", "key_id", key.ID)
+	return nil
+}
+
+// writeBootstrapKey prints a generated key once and keeps it in a file only
+// its owner can read.
+func writeBootstrapKey(dataDir, secret string, stdout io.Writer) error {
+	path := filepath.Join(dataDir, "bootstrap.key")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(stdout, "\nHerald created the account \"default\" and this admin API key (shown once, also in %s):\n\n    %s\n\n", path, secret)
+	return nil
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format: unknown format %q (use text or json)", format)
+}
+
+// Addr is the address the server listens on (useful with --addr :0).
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight requests
+// finish, queued events are committed, the store is closed by Close.
+func (m *Main) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve(m.listener) }()
+	m.log.Info("herald is listening", "addr", "http://"+m.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	m.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := m.server.Shutdown(shutdownCtx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// Close releases the committer and the store.
+func (m *Main) Close() error {
+	err := m.committer.Close()
+	if m.store != nil {
+		err = errors.Join(err, m.store.Close())
+	}
+	m.log.Info("stopped")
+	return err
+}
