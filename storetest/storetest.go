@@ -50,6 +50,8 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"FindEvents", testFindEvents},
 		{"FindEventsByTime", testFindEventsByTime},
 		{"OrderWithoutGaps", testOrderWithoutGaps},
+		{"SameIDFromTwoNodes", testSameIDFromTwoNodes},
+		{"ManyAccountsNoDeadlock", testManyAccountsNoDeadlock},
 		{"CancelledContext", testCancelledContext},
 	} {
 		t.Run(c.name, func(t *testing.T) {
