@@ -38,6 +38,52 @@ type storedEvent struct {
 	hash       string
 }
 
+// Statements of AppendEvents, prepared once on the write connection: the
+// SQL text is parsed at Open, not at every commit.
+const (
+	selectLastSeq = "SELECT last_seq FROM accounts WHERE id = ?"
+	updateLastSeq = "UPDATE accounts SET last_seq = ? WHERE id = ?"
+	selectStored  = `SELECT id, seq, received_at, hash FROM events
+		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	upsertBlock = `INSERT INTO event_blocks (account_id, block, min_occurred_at, max_occurred_at)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (account_id, block) DO UPDATE SET
+			min_occurred_at = min(min_occurred_at, excluded.min_occurred_at),
+			max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)`
+)
+
+// writeStmts are the prepared statements of AppendEvents.
+type writeStmts struct {
+	lastSeq, updateSeq, stored, insert, block *sql.Stmt
+}
+
+func prepareWrites(ctx context.Context, db *sql.DB) (*writeStmts, error) {
+	var w writeStmts
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&w.lastSeq, selectLastSeq}, {&w.updateSeq, updateLastSeq}, {&w.stored, selectStored},
+		{&w.insert, insertEvent}, {&w.block, upsertBlock},
+	} {
+		stmt, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		*p.stmt = stmt
+	}
+	return &w, nil
+}
+
+func (w *writeStmts) close() {
+	for _, stmt := range []*sql.Stmt{w.lastSeq, w.updateSeq, w.stored, w.insert, w.block} {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+}
+
 // AppendEvents stores the events of all batches in one transaction: see
 // herald.EventService. Stored events get Seq, AccountID and Body set.
 func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) (err error) {
@@ -63,13 +109,17 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 		return fmt.Errorf("append events: %w", err)
 	}
 	defer tx.Rollback()
-	insert, err := tx.PrepareContext(ctx, insertEvent)
-	if err != nil {
-		return fmt.Errorf("append events: %w", err)
-	}
-	defer insert.Close()
 
-	a := &appender{tx: tx, insert: insert, lastSeq: map[string]int64{}, blocks: map[blockKey]occurredRange{}}
+	a := &appender{
+		tx:      tx,
+		stmts:   s.writes,
+		lastSeq: map[string]int64{},
+		stored:  map[string]map[string]storedEvent{},
+		blocks:  map[blockKey]occurredRange{},
+	}
+	if err := a.lookUp(ctx, batches); err != nil {
+		return err
+	}
 	for _, b := range batches {
 		if err := a.append(ctx, b); err != nil {
 			return err
@@ -87,40 +137,66 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 // appender is one AppendEvents transaction under way.
 type appender struct {
 	tx      *sql.Tx
-	insert  *sql.Stmt
+	stmts   *writeStmts
 	lastSeq map[string]int64 // by account, as this transaction moved it
-	blocks  map[blockKey]occurredRange
+	// stored holds, by account and id, the events with an id of this call
+	// that are stored already or are being stored by it.
+	stored map[string]map[string]storedEvent
+	blocks map[blockKey]occurredRange
+}
+
+// lookUp reads, with one query per account, each account's last seq and
+// the stored events that have the ids of the call's events.
+func (a *appender) lookUp(ctx context.Context, batches []*herald.AppendBatch) error {
+	ids := map[string][]string{}
+	var accounts []string
+	for _, b := range batches {
+		if _, ok := ids[b.AccountID]; !ok {
+			accounts = append(accounts, b.AccountID)
+		}
+		for _, e := range b.Events {
+			ids[b.AccountID] = append(ids[b.AccountID], e.ID)
+		}
+	}
+	lastSeq, stored := a.tx.StmtContext(ctx, a.stmts.lastSeq), a.tx.StmtContext(ctx, a.stmts.stored)
+	for _, acct := range accounts {
+		var last int64
+		err := lastSeq.QueryRowContext(ctx, acct).Scan(&last)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return herald.Errorf(herald.ENOTFOUND, "account %q not found", acct)
+		case err != nil:
+			return fmt.Errorf("append events to %s: %w", acct, err)
+		}
+		a.lastSeq[acct] = last
+		found, err := findStored(ctx, stored, acct, ids[acct])
+		if err != nil {
+			return fmt.Errorf("append events to %s: %w", acct, err)
+		}
+		a.stored[acct] = found
+	}
+	return nil
 }
 
 // append decides about b's events and inserts those to store.
 func (a *appender) append(ctx context.Context, b *herald.AppendBatch) error {
-	last, ok := a.lastSeq[b.AccountID]
-	if !ok {
-		err := a.tx.QueryRowContext(ctx, "SELECT last_seq FROM accounts WHERE id = ?", b.AccountID).Scan(&last)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return herald.Errorf(herald.ENOTFOUND, "account %q not found", b.AccountID)
-		case err != nil:
-			return fmt.Errorf("append events to %s: %w", b.AccountID, err)
-		}
-	}
-	// Earlier batches of this call are inserted already, so this also finds
-	// their events.
-	existing, err := findStored(ctx, a.tx, b)
-	if err != nil {
-		return fmt.Errorf("append events to %s: %w", b.AccountID, err)
-	}
-	a.lastSeq[b.AccountID] = decide(b, existing, last)
+	stored := a.stored[b.AccountID]
+	a.lastSeq[b.AccountID] = decide(b, stored, a.lastSeq[b.AccountID])
 
+	insert := a.tx.StmtContext(ctx, a.stmts.insert)
+	var err error
 	for i, e := range b.Events {
-		if r := b.Results[i]; r.Err != nil || r.Duplicate {
+		r := b.Results[i]
+		if r.Err != nil || r.Duplicate {
 			continue
 		}
-		e.Seq, e.AccountID = b.Results[i].Seq, b.AccountID
+		// Later batches of this call see this event as stored.
+		stored[e.ID] = storedEvent{seq: r.Seq, receivedAt: r.ReceivedAt, hash: e.Hash}
+		e.Seq, e.AccountID = r.Seq, b.AccountID
 		if e.Body, err = herald.MarshalEvent(e); err != nil {
 			return fmt.Errorf("append event %s to %s: %w", e.ID, b.AccountID, err)
 		}
-		if _, err := a.insert.ExecContext(ctx,
+		if _, err := insert.ExecContext(ctx,
 			b.AccountID, e.Seq, e.ID, e.Category, e.Type, nullIfEmpty(e.EventStatus),
 			nullIfEmpty(e.EventLifecycleID), nullIfEmpty(e.CoreCustomerID), nullIfEmpty(e.AgentID),
 			nullIfEmpty(e.SessionID), nullIfEmpty(e.PrimaryID), e.Origin, micros(e.OccurredAt),
@@ -141,37 +217,29 @@ func (a *appender) append(ctx context.Context, b *herald.AppendBatch) error {
 // finish records each account's last seq and the occurred_at range of the
 // blocks that received events.
 func (a *appender) finish(ctx context.Context) error {
+	update := a.tx.StmtContext(ctx, a.stmts.updateSeq)
 	for accountID, last := range a.lastSeq {
-		if _, err := a.tx.ExecContext(ctx, "UPDATE accounts SET last_seq = ? WHERE id = ?", last, accountID); err != nil {
+		if _, err := update.ExecContext(ctx, last, accountID); err != nil {
 			return fmt.Errorf("append events to %s: %w", accountID, err)
 		}
 	}
+	block := a.tx.StmtContext(ctx, a.stmts.block)
 	for k, r := range a.blocks {
-		if _, err := a.tx.ExecContext(ctx, `INSERT INTO event_blocks (account_id, block, min_occurred_at, max_occurred_at)
-			VALUES (?, ?, ?, ?)
-			ON CONFLICT (account_id, block) DO UPDATE SET
-				min_occurred_at = min(min_occurred_at, excluded.min_occurred_at),
-				max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)`,
-			k.accountID, k.block, r.min, r.max); err != nil {
+		if _, err := block.ExecContext(ctx, k.accountID, k.block, r.min, r.max); err != nil {
 			return fmt.Errorf("append events to %s: %w", k.accountID, err)
 		}
 	}
 	return nil
 }
 
-// findStored returns the stored events of b's account that have the ids
-// of b's events, by id, in one query.
-func findStored(ctx context.Context, tx *sql.Tx, b *herald.AppendBatch) (map[string]storedEvent, error) {
-	ids := make([]string, len(b.Events))
-	for i, e := range b.Events {
-		ids[i] = e.ID
-	}
+// findStored returns the stored events of the account that have one of
+// the ids, by id, in one query.
+func findStored(ctx context.Context, stmt *sql.Stmt, accountID string, ids []string) (map[string]storedEvent, error) {
 	list, err := json.Marshal(ids)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, seq, received_at, hash FROM events
-		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`, b.AccountID, list)
+	rows, err := stmt.QueryContext(ctx, accountID, list)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,8 @@ type Store struct {
 	read  *sql.DB // several query-only connections
 	ckpt  *sql.DB // one connection for the background checkpoints
 
+	writes *writeStmts // AppendEvents' statements, prepared on write
+
 	logger     *slog.Logger
 	stopCheckp context.CancelFunc // called by Close to stop the checkpoints
 	checkpDone chan struct{}      // closed when the checkpoints have stopped
@@ -103,6 +105,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if _, err := s.write.ExecContext(ctx, "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: optimize %s: %w", path, err)
+	}
+
+	if s.writes, err = prepareWrites(ctx, s.write); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: prepare statements on %s: %w", path, err)
 	}
 
 	s.read, err = openPool(path, max(4, runtime.NumCPU()), busyTimeout, url.Values{"_pragma": {"query_only(1)"}})
@@ -242,6 +249,9 @@ func (s *Store) Close() error {
 	if s.stopCheckp != nil {
 		s.stopCheckp()
 		<-s.checkpDone
+	}
+	if s.writes != nil {
+		s.writes.close()
 	}
 	var errs []error
 	for _, db := range []*sql.DB{s.ckpt, s.read, s.write} {
