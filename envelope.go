@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -97,11 +98,11 @@ func ParseEvent(b []byte) (*Event, error) {
 			e.Data = v
 			continue
 		}
-		var s string
 		if isNull(v) {
 			continue
 		}
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, ok := decodeString(v)
+		if !ok {
 			fail(escapePointer(k), "must be a string")
 			continue
 		}
@@ -207,30 +208,101 @@ func (e *Event) Complete(now time.Time, origin string, newID func() string) {
 // computed before defaults are applied, so a resent event without occurredAt
 // hashes the same.
 func contentHash(e *Event) (string, error) {
-	c := *e
-	c.Hash, c.Body = "", nil
-	if !c.OccurredAt.IsZero() {
-		c.OccurredAt = c.OccurredAt.UTC()
+	buf := make([]byte, 0, 512+len(e.Data))
+	field := func(name, value string) {
+		if value == "" {
+			return
+		}
+		buf = append(buf, name...)
+		buf = append(buf, 0)
+		buf = append(buf, value...)
+		buf = append(buf, 0)
 	}
-	if c.Data != nil {
+	field("id", e.ID)
+	field("category", e.Category)
+	field("type", e.Type)
+	if !e.OccurredAt.IsZero() {
+		field("occurredAt", e.OccurredAt.UTC().Format(time.RFC3339Nano))
+	}
+	field("agentId", e.AgentID)
+	field("agentType", e.AgentType)
+	field("coreCustomerId", e.CoreCustomerID)
+	field("customerSerialId", e.CustomerSerialID)
+	field("host", e.Host)
+	field("primaryId", e.PrimaryID)
+	field("secondaryId", e.SecondaryID)
+	field("sessionId", e.SessionID)
+	field("eventStatus", e.EventStatus)
+	field("eventLifecycleId", e.EventLifecycleID)
+	if e.Data != nil {
 		var v any
-		dec := json.NewDecoder(bytes.NewReader(c.Data))
+		dec := json.NewDecoder(bytes.NewReader(e.Data))
 		dec.UseNumber()
 		if err := dec.Decode(&v); err != nil {
 			return "", err
 		}
-		canon, err := json.Marshal(v) // maps marshal with sorted keys
-		if err != nil {
-			return "", err
-		}
-		c.Data = canon
+		buf = append(buf, "data"...)
+		buf = append(buf, 0)
+		buf = appendCanonical(buf, v)
 	}
-	b, err := json.Marshal(&c)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// appendCanonical appends a canonical JSON form of v (as decoded with
+// UseNumber): object keys sorted, no white space, numbers as written.
+func appendCanonical(buf []byte, v any) []byte {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		buf = append(buf, '{')
+		for i, k := range keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendQuote(buf, k)
+			buf = append(buf, ':')
+			buf = appendCanonical(buf, v[k])
+		}
+		return append(buf, '}')
+	case []any:
+		buf = append(buf, '[')
+		for i, x := range v {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendCanonical(buf, x)
+		}
+		return append(buf, ']')
+	case string:
+		return strconv.AppendQuote(buf, v)
+	case json.Number:
+		return append(buf, v...)
+	case bool:
+		return strconv.AppendBool(buf, v)
+	default: // nil
+		return append(buf, "null"...)
+	}
+}
+
+// decodeString decodes a JSON string, taking the fast path when it holds
+// no escapes.
+func decodeString(v json.RawMessage) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		inner := v[1 : len(v)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+			return string(inner), true
+		}
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // checkEventID returns why s is not a valid event id, or "".
