@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 
 	"github.com/heraldhq/herald"
@@ -19,7 +20,9 @@ type Appender interface {
 type Options struct {
 	// Workers is how many commits may run at once. One suits SQLite (one
 	// writer); a few suit PostgreSQL, where commits of different accounts
-	// proceed in parallel. Default 1.
+	// proceed in parallel. An account's batches always go to the same
+	// worker: its commits are serialised by the store anyway (seq order),
+	// so one worker per account gathers the largest groups. Default 1.
 	Workers int
 	// MaxEvents caps the events in one commit. Default 5000.
 	MaxEvents int
@@ -31,7 +34,7 @@ type Options struct {
 type Committer struct {
 	store     Appender
 	maxEvents int
-	queue     chan *request
+	queues    []chan *request // one per worker
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -57,7 +60,7 @@ func New(store Appender, opts Options) *Committer {
 	c := &Committer{
 		store:     store,
 		maxEvents: opts.MaxEvents,
-		queue:     make(chan *request, 4096),
+		queues:    make([]chan *request, opts.Workers),
 		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_commit_batch_events",
 			Help:    "Events stored per database commit (group commit batch size).",
@@ -73,8 +76,9 @@ func New(store Appender, opts Options) *Committer {
 		opts.Registerer.MustRegister(c.batchEvents, c.commitTime)
 	}
 	c.wg.Add(opts.Workers)
-	for range opts.Workers {
-		go c.run()
+	for i := range c.queues {
+		c.queues[i] = make(chan *request, 4096)
+		go c.run(c.queues[i])
 	}
 	return c
 }
@@ -94,7 +98,7 @@ func (c *Committer) Append(ctx context.Context, b *herald.AppendBatch) error {
 		return ErrClosed
 	}
 	select {
-	case c.queue <- r:
+	case c.queueFor(b.AccountID) <- r:
 		c.mu.RUnlock()
 	case <-ctx.Done():
 		c.mu.RUnlock()
@@ -109,22 +113,35 @@ func (c *Committer) Close() error {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		close(c.queue)
+		for _, q := range c.queues {
+			close(q)
+		}
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
 	return nil
 }
 
-func (c *Committer) run() {
+// queueFor returns the queue of the worker that commits the account's
+// batches.
+func (c *Committer) queueFor(accountID string) chan *request {
+	if len(c.queues) == 1 {
+		return c.queues[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(accountID))
+	return c.queues[h.Sum32()%uint32(len(c.queues))]
+}
+
+func (c *Committer) run(queue chan *request) {
 	defer c.wg.Done()
-	for first := range c.queue {
+	for first := range queue {
 		group := []*request{first}
 		n := len(first.batch.Events)
 	gather:
 		for n < c.maxEvents {
 			select {
-			case r, ok := <-c.queue:
+			case r, ok := <-queue:
 				if !ok {
 					break gather
 				}

@@ -9,9 +9,9 @@ import (
 func WaitQueued(t *testing.T, c *Committer, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(c.queue) < n {
+	for len(c.queues[0]) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue holds %d requests, want %d", len(c.queue), n)
+			t.Fatalf("queue holds %d requests, want %d", len(c.queues[0]), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
