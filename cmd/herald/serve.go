@@ -30,6 +30,7 @@ type serveConfig struct {
 	Data         string
 	DB           string
 	LogFormat    string
+	PprofAddr    string
 	BootstrapKey string
 }
 
@@ -64,6 +65,7 @@ Logs go to standard error, one line per request.`,
 	f.StringVar(&cfg.Addr, "addr", envDefault("HERALD_ADDR", "127.0.0.1:8080"), "address to listen on (env HERALD_ADDR)")
 	f.StringVar(&cfg.Data, "data", envDefault("HERALD_DATA", "./herald-data"), "folder for local data: the SQLite database and bootstrap.key (env HERALD_DATA)")
 	f.StringVar(&cfg.DB, "db", envDefault("HERALD_DB", ""), "database: a SQLite file path, or a postgres://… URL (env HERALD_DB; default <data>/herald.db)")
+	f.StringVar(&cfg.PprofAddr, "pprof-addr", envDefault("HERALD_PPROF_ADDR", ""), "if set, serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env HERALD_PPROF_ADDR)")
 	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
 	return cmd
 }
@@ -252,6 +254,13 @@ func (m *Main) Addr() string { return m.listener.Addr().String() }
 func (m *Main) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
+	if m.cfg.PprofAddr != "" {
+		// Profiles are for operators on a trusted address only; they sit
+		// on their own listener so the API never exposes them.
+		pprofServer := &http.Server{Addr: m.cfg.PprofAddr, Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go pprofServer.ListenAndServe()
+		defer pprofServer.Close()
+	}
 	m.log.Info("herald is listening", "addr", "http://"+m.Addr())
 	select {
 	case err := <-errc:
