@@ -114,6 +114,10 @@ type EventFilter struct {
 	AfterSeq int64
 	// Limit caps the number of events returned; it must be positive.
 	Limit int
+	// BodiesOnly asks for events with only Seq, ID, AccountID and Body set:
+	// for callers that pass stored events on as they are (the list API),
+	// it saves decoding every body, which is most of a query's CPU.
+	BodiesOnly bool
 }
 
 // EventService stores and finds events.

@@ -197,6 +197,7 @@ func (s *Server) findEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := p.filter
 	f.Limit = p.limit + 1 // one more tells whether there are more
+	f.BodiesOnly = true   // written out as stored: no need to decode them
 	events, err := s.events.FindEvents(r.Context(), key.AccountID, f)
 	if err != nil {
 		return fmt.Errorf("find events: %w", err)

@@ -393,7 +393,7 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 		args = []any{accountID}
 		none = !textOK(accountID) // a value no stored event can have
 	)
-	sql.WriteString(`SELECT body, hash FROM events WHERE account_id = $1`)
+	sql.WriteString(`SELECT seq, id, body, hash FROM events WHERE account_id = $1`)
 	where := func(cond string, v any) {
 		args = append(args, v)
 		sql.WriteString(" AND ")
@@ -433,10 +433,15 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 	}
 	events := make([]*herald.Event, 0, min(f.Limit, 128))
 	var (
-		body []byte
-		hash string
+		seq      int64
+		id, hash string
+		body     []byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&body, &hash}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&seq, &id, &body, &hash}, func() error {
+		if f.BodiesOnly {
+			events = append(events, &herald.Event{Seq: seq, ID: id, AccountID: accountID, Body: body})
+			return nil
+		}
 		e, err := decodeEvent(accountID, body, hash)
 		if err != nil {
 			return err

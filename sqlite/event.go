@@ -405,9 +405,15 @@ func findEventsIn(ctx context.Context, tx *sql.Tx, accountID string, f herald.Ev
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var seq int64
+		var id string
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
+		if err := rows.Scan(&seq, &id, &body); err != nil {
 			return nil, err
+		}
+		if f.BodiesOnly {
+			events = append(events, &herald.Event{Seq: seq, ID: id, AccountID: accountID, Body: body})
+			continue
 		}
 		e, err := decodeEvent(accountID, body)
 		if err != nil {
@@ -423,7 +429,7 @@ func findEventsIn(ctx context.Context, tx *sql.Tx, accountID string, f herald.Ev
 // have seqs in [lo, hi); by seq.
 func findEventsQuery(accountID string, f herald.EventFilter, lo, hi int64, limit int) (string, []any) {
 	var q strings.Builder
-	q.WriteString("SELECT body FROM events WHERE account_id = ?")
+	q.WriteString("SELECT seq, id, body FROM events WHERE account_id = ?")
 	args := []any{accountID}
 	for _, c := range filterColumns(f) {
 		if c.value != "" {

@@ -130,6 +130,21 @@ func testFindEvents(t *testing.T, newDB NewDatabase) {
 					t.Errorf("event %s: account %q, body %s; want %s's", e.ID, e.AccountID, e.Body, tc.account)
 				}
 			}
+			bodiesOnly := tc.filter
+			bodiesOnly.BodiesOnly = true
+			bodies, err := s.FindEvents(t.Context(), tc.account, bodiesOnly)
+			if err != nil {
+				t.Fatalf("FindEvents with BodiesOnly: %v", err)
+			}
+			if len(bodies) != len(got) {
+				t.Fatalf("FindEvents with BodiesOnly found %d events, without %d", len(bodies), len(got))
+			}
+			for i, e := range bodies {
+				if e.Seq != got[i].Seq || e.ID != got[i].ID || e.AccountID != tc.account || !bytes.Equal(e.Body, got[i].Body) {
+					t.Errorf("BodiesOnly event %d: seq %d id %q account %q body %s; want seq %d id %q body %s",
+						i, e.Seq, e.ID, e.AccountID, e.Body, got[i].Seq, got[i].ID, got[i].Body)
+				}
+			}
 		})
 	}
 
