@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/lockedbuf"
 )
 
 // heraldBin is the real binary, built once by TestMain: these tests run
@@ -53,23 +55,8 @@ type server struct {
 	exited chan struct{}
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output while the test reads it.
+type syncBuffer = lockedbuf.Buffer
 
 var listenLine = regexp.MustCompile(`herald is listening"? addr=(http://[0-9.:]+)`)
 
