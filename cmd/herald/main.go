@@ -33,8 +33,14 @@ Start a server with embedded storage in ./herald-data:
 
   herald serve
 
+herald serve takes:
+  --addr   address to listen on (env HERALD_ADDR, default 127.0.0.1:8080)
+  --data   folder for local data (env HERALD_DATA, default ./herald-data)
+  --db     a SQLite file path or a postgres://… URL (env HERALD_DB,
+           default <data>/herald.db)
+
 Every flag of every command can also be set from the environment variable
-named in its help.`,
+named in its help: see herald serve --help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

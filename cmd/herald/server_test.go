@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,4 +376,30 @@ func logsHaveNoKey(t *testing.T, s *server) {
 			t.Fatalf("a log line holds the API key: %s", sc.Text())
 		}
 	}
+}
+
+// TestSIGTERMShutsDownGracefully checks that SIGTERM ends the server with
+// exit status 0 after closing the store, and that what was acknowledged
+// before is there on the next start.
+func TestSIGTERMShutsDownGracefully(t *testing.T) {
+	t.Parallel()
+	dir, key := t.TempDir(), randomKey()
+	s := startServer(t, dir, key)
+	s.mustDo("POST", "/v1/events", []byte(`{"id":"before-term","category":"authentication","type":"userLoggedIn"}`), 201)
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("herald serve did not exit within 30 s of SIGTERM: %s", s.logs.String())
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0: %s", code, s.logs.String())
+	}
+	if !strings.Contains(s.logs.String(), "msg=stopped") {
+		t.Fatalf("no 'stopped' log line after SIGTERM: %s", s.logs.String())
+	}
+	s2 := startServer(t, dir, key)
+	s2.mustDo("GET", "/v1/events/before-term", nil, 200)
 }
