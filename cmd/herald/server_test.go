@@ -403,3 +403,52 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 	s2 := startServer(t, dir, key)
 	s2.mustDo("GET", "/v1/events/before-term", nil, 200)
 }
+
+// TestAccountsAreIsolated creates a second account with the bootstrap key
+// and checks, on the real server and store, that the two accounts may use
+// the same event id and never see each other's events.
+func TestAccountsAreIsolated(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir(), randomKey())
+	var created struct {
+		Account struct{ ID string } `json:"account"`
+		Key     struct {
+			Secret string `json:"secret"`
+		} `json:"key"`
+	}
+	if err := json.Unmarshal(s.mustDo("POST", "/v1/accounts", []byte(`{"id":"acme","name":"Acme Bank"}`), 201), &created); err != nil {
+		t.Fatal(err)
+	}
+	acme := &server{t: t, URL: s.URL, Key: created.Key.Secret}
+	if created.Account.ID != "acme" || acme.Key == "" {
+		t.Fatalf("POST /v1/accounts answered %+v", created)
+	}
+	// Only the bootstrap key may create accounts.
+	acme.mustDo("POST", "/v1/accounts", []byte(`{"name":"Other"}`), 403)
+
+	s.mustDo("POST", "/v1/events", []byte(`{"id":"same","category":"authentication","type":"userLoggedIn","data":{"who":"default"}}`), 201)
+	acme.mustDo("POST", "/v1/events", []byte(`{"id":"same","category":"authentication","type":"userLoggedIn","data":{"who":"acme"}}`), 201)
+	acme.mustDo("POST", "/v1/events", []byte(`{"id":"acme-only","category":"authentication","type":"userLoggedIn"}`), 201)
+
+	if b := acme.mustDo("GET", "/v1/events/same", nil, 200); !strings.Contains(string(b), `"who":"acme"`) {
+		t.Fatalf("acme read another account's event: %s", b)
+	}
+	s.mustDo("GET", "/v1/events/acme-only", nil, 404)
+	if ids := s.allEventIDs(); len(ids) != 1 || ids["same"] != 1 {
+		t.Fatalf("the default account lists %v, want only its own event with seq 1", ids)
+	}
+	if ids := acme.allEventIDs(); len(ids) != 2 || ids["same"] != 1 || ids["acme-only"] != 2 {
+		t.Fatalf("acme lists %v, want its two events with seqs 1 and 2", ids)
+	}
+	// Keys and scopes: a read key cannot ingest.
+	var key struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(acme.mustDo("POST", "/v1/keys", []byte(`{"name":"reader","scopes":["read"]}`), 201), &key); err != nil {
+		t.Fatal(err)
+	}
+	reader := &server{t: t, URL: s.URL, Key: key.Secret}
+	reader.mustDo("GET", "/v1/events/same", nil, 200)
+	reader.mustDo("POST", "/v1/events", []byte(`{"category":"a","type":"b"}`), 403)
+	(&server{t: t, URL: s.URL, Key: "hk_unknown_0123456789"}).mustDo("GET", "/v1/events", nil, 401)
+}
