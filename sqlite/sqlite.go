@@ -90,6 +90,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			"journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)",
 			// Room for the index pages that a large batch changes.
 			"cache_size(-65536)",
+			// Under sustained load the WAL can grow past its usual size
+			// before a checkpoint catches up; when it starts over, give
+			// the disk space back.
+			"journal_size_limit(268435456)",
 		},
 	})
 	if err != nil {
