@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ Logs go to standard error, one line per request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.BootstrapKey = os.Getenv("HERALD_BOOTSTRAP_KEY")
+			setGCPercent()
 			m, err := openMain(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -244,6 +246,19 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
 	return nil, fmt.Errorf("--log-format: unknown format %q (use text or json)", format)
+}
+
+// serveGCPercent is the garbage collector's target for a server unless
+// GOGC says otherwise. The live heap of a server is small (tens of MB) and
+// ingest allocates a lot per event, so trading a few times that heap for
+// fewer collections is cheap: single-event ingest went from about 4,800 to
+// 5,700 requests/s on a 2-core machine (BENCHMARKS.md).
+const serveGCPercent = 400
+
+func setGCPercent() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
 
 // Addr is the address the server listens on (useful with --addr :0).
