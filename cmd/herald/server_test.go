@@ -344,11 +344,15 @@ func crashAndRecover(t *testing.T, dataDir string, args ...string) {
 	if len(missing) > 0 {
 		t.Fatalf("%d of %d acknowledged events are missing after the crash, e.g. %v", len(missing), len(acked), missing[:min(5, len(missing))])
 	}
-	// Seqs stay gapless across the crash.
+	// Seqs stay gapless across the crash: the stored events hold exactly
+	// the seqs 1..n, each once.
 	seqs := make([]bool, len(stored)+1)
-	for _, seq := range stored {
+	for id, seq := range stored {
 		if seq < 1 || seq > int64(len(stored)) {
 			t.Fatalf("seq %d out of 1..%d: a gap", seq, len(stored))
+		}
+		if seqs[seq] {
+			t.Fatalf("seq %d is held by two events (one is %s)", seq, id)
 		}
 		seqs[seq] = true
 	}
