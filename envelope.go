@@ -31,7 +31,7 @@ var envelopeFields = map[string]string{
 }
 
 // serverFields are envelope fields only Herald sets.
-var serverFields = map[string]bool{"seq": true, "receivedAt": true, "origin": true}
+var serverFields = map[string]bool{"seq": true, "receivedAt": true, "origin": true, "redacted": true}
 
 // ParseEvent decodes one event as a client sends it, checking every rule of
 // the envelope, and returns it with Hash set. Defaults that depend on the

@@ -45,6 +45,9 @@ type Event struct {
 	EventLifecycleID string          `json:"eventLifecycleId,omitempty"`
 	Data             json.RawMessage `json:"data,omitempty"`
 	Origin           string          `json:"origin"`
+	// Redacted is set when the entity's profile was erased: the event
+	// keeps its envelope for the record but has lost data and host.
+	Redacted bool `json:"redacted,omitempty"`
 
 	// AccountID is the account the event belongs to. Event ids are unique
 	// per account only.
@@ -55,6 +58,10 @@ type Event struct {
 	Hash string `json:"-"`
 	// Body is the stored JSON of the event, set by the store.
 	Body json.RawMessage `json:"-"`
+	// Def is the registered type the event was validated against on its
+	// way in; nil for an unregistered type. Stores keep lifecycles and
+	// profiles by its rules.
+	Def *EventType `json:"-"`
 }
 
 // MarshalEvent encodes e as it is stored: compact, without HTML escaping,
@@ -102,10 +109,12 @@ type EventFilter struct {
 	EventStatus      string
 	EventLifecycleID string
 	CoreCustomerID   string
-	AgentID          string
-	SessionID        string
-	PrimaryID        string
-	Origin           string
+	// EntityID selects the events of one entity (see Event.EntityID).
+	EntityID  string
+	AgentID   string
+	SessionID string
+	PrimaryID string
+	Origin    string
 	// OccurredAfter is inclusive, OccurredBefore exclusive: the usual
 	// half-open range, so consecutive ranges neither overlap nor leave gaps.
 	OccurredAfter  time.Time
