@@ -30,6 +30,9 @@ type generator struct {
 	seed      uint64    // from the run id
 	customers int       // size of the customer pool
 	start     time.Time // occurredAt of event 0
+	// typeSuffix is added to every type name: with one, the events are of
+	// types the server does not know, and are stored unvalidated.
+	typeSuffix string
 }
 
 // eventSpacing separates the occurredAt of consecutive events.
@@ -117,6 +120,7 @@ func (g *generator) appendEvent(b []byte, i int) []byte {
 	b = append(b, generatedTypes[kind].category...)
 	b = append(b, `","type":"`...)
 	b = append(b, generatedTypes[kind].typ...)
+	b = append(b, g.typeSuffix...)
 	b = append(b, `","occurredAt":"`...)
 	b = g.start.Add(time.Duration(i)*eventSpacing).AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 
@@ -168,7 +172,7 @@ func (g *generator) appendEvent(b []byte, i int) []byte {
 		case step == 0:
 			b = append(b, "pending"...)
 		case v%25 == 0:
-			b = append(b, "declined"...)
+			b = append(b, "denied"...)
 		default:
 			b = append(b, "approved"...)
 		}
@@ -247,7 +251,11 @@ func (g *generator) appendEvent(b []byte, i int) []byte {
 		m := merchants[(h>>12)%uint64(len(merchants))]
 		b = append(b, `{"amount":"`...)
 		b = appendAmount(b, 100+(h>>4)%25000)
-		b = append(b, `","currency":"EUR","direction":"debit","merchant":{"name":"`...)
+		b = append(b, `","currency":"EUR","direction":"debit","external_transaction_id":"lc-`...)
+		b = append(b, g.run...)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, j, 10)
+		b = append(b, `","merchant":{"name":"`...)
 		b = append(b, m.name...)
 		b = append(b, `","mcc":"`...)
 		b = append(b, m.mcc...)

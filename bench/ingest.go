@@ -41,6 +41,10 @@ type IngestOptions struct {
 	// the duplicate path. (The same RunID alone would send the same ids
 	// with other times, which the server refuses as conflicts.)
 	Start time.Time
+	// Unregistered sends the events under type names the server does not
+	// know (userLoggedInRaw, …), which it stores without validation: run
+	// with and without to measure what validation costs.
+	Unregistered bool
 }
 
 func (o *IngestOptions) setDefaults() {
@@ -89,6 +93,9 @@ func RunIngest(ctx context.Context, o IngestOptions) (*Report, error) {
 	defer done()
 
 	gen := newGenerator(o.RunID, o.Customers, o.Start)
+	if o.Unregistered {
+		gen.typeSuffix = "Raw"
+	}
 	single := o.Batch == 1
 	path, ctype, label, format := "/v1/events/batch", "application/json", "batch", "json"
 	switch {
@@ -108,7 +115,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (*Report, error) {
 		params: map[string]any{
 			"url": o.URL, "concurrency": o.Concurrency, "events": o.Events, "batch": o.Batch,
 			"format": format, "customers": o.Customers, "runId": o.RunID,
-			"start": o.Start.Format(time.RFC3339Nano),
+			"start": o.Start.Format(time.RFC3339Nano), "unregistered": o.Unregistered,
 		},
 		newWorker: func(int) func(context.Context, int) outcome {
 			var resp bytes.Buffer

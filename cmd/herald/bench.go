@@ -100,6 +100,7 @@ the report).`,
 	fl.BoolVar(&o.NDJSON, "ndjson", false, "send batches as application/x-ndjson")
 	fl.IntVar(&o.Customers, "customers", bench.DefaultCustomers, "customers the events are spread over")
 	fl.StringVar(&o.RunID, "run-id", "", "the `id` put in every event id (default random)")
+	fl.BoolVar(&o.Unregistered, "unregistered", false, "send the events under type names the server does not know, so they are stored unvalidated (compare with a run without it to measure validation)")
 	fl.StringVar(&start, "start", "", "occurredAt of the first event, an RFC 3339 `time` (default: so that the events end now)")
 	return cmd
 }
