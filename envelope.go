@@ -200,6 +200,9 @@ func (e *Event) Complete(now time.Time, origin string, newID func() string) {
 	if e.OccurredAt.IsZero() {
 		e.OccurredAt = e.ReceivedAt
 	}
+	// What is stored, in the body as in the columns, is what every store
+	// can compare: lifecycles and profiles order events by occurredAt.
+	e.OccurredAt = e.OccurredAt.Truncate(time.Microsecond)
 	e.Origin = origin
 }
 

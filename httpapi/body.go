@@ -53,7 +53,13 @@ func sizeText(n int64) string {
 // refusing unknown fields and trailing data, and naming the field at fault
 // by pointer.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := readBody(w, r, maxAdminBodyBytes, "this request body")
+	return decodeJSONUpTo(w, r, maxAdminBodyBytes, "this request body", v)
+}
+
+// decodeJSONUpTo is decodeJSON for a body of up to limit bytes; what names
+// the thing sent, for the message when it is larger.
+func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, limit int64, what string, v any) error {
+	b, err := readBody(w, r, limit, what)
 	if err != nil {
 		return err
 	}
@@ -72,6 +78,26 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// decodeAt decodes raw, a JSON value found at pointer within a body that
+// was decoded already, into v, refusing unknown fields. Decoding a nested
+// value on its own is how its errors get exact pointers: encoding/json
+// names neither the array index nor the object of an unknown field.
+func decodeAt(raw json.RawMessage, pointer string, v any) *herald.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var e *herald.Error
+	if !errors.As(jsonError(err), &e) || len(e.Fields) == 0 {
+		return &herald.FieldError{Pointer: pointer, Detail: "is not valid"}
+	}
+	return &herald.FieldError{Pointer: pointer + e.Fields[0].Pointer, Detail: e.Fields[0].Detail}
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // jsonError turns a decoding error into an EINVALID error that names the
 // field, in JSON terms rather than Go's.

@@ -1,14 +1,15 @@
 // Package httpapi serves Herald's HTTP API: the /v1 routes for accounts,
-// keys and events, the health and metrics endpoints and the OpenAPI
-// document that describes them.
+// keys, events, event types and settings, lifecycles and profiles, the
+// health and metrics endpoints and the OpenAPI document that describes
+// them.
 //
 // It adapts HTTP to the service interfaces of package herald and owns what
 // belongs to HTTP alone: authentication by bearer key (with a short-lived
 // cache of key lookups), the mapping of herald.Error codes to statuses and
 // RFC 9457 problem details, request ids, one log line per request and the
 // request metrics. It talks to no database: everything it stores or reads
-// goes through herald.AccountService, herald.KeyService,
-// herald.EventService and an Appender.
+// goes through the service interfaces of package herald, an Appender, and
+// the catalog, which checks each ingested event against its type.
 //
 // Conventions every route follows:
 //

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -27,13 +29,19 @@ var testNow = time.Date(2026, 1, 2, 15, 4, 5, 123456789, time.UTC)
 
 // memStore is an in-memory store behind the mock services: enough of a
 // store to drive the handlers end to end, with switches to make it fail.
+// It appends by herald.PlanAppend, the rule the real stores follow, so
+// lifecycles and profiles behave in handler tests as they do in SQLite.
 type memStore struct {
-	mu       sync.Mutex
-	accounts map[string]*herald.Account
-	keys     map[string]*herald.APIKey // by hash
-	events   map[string][]*herald.Event
-	byID     map[string]map[string]*herald.Event
-	seq      map[string]int64
+	mu         sync.Mutex
+	accounts   map[string]*herald.Account
+	keys       map[string]*herald.APIKey // by hash
+	events     map[string][]*herald.Event
+	byID       map[string]map[string]*herald.Event
+	seq        map[string]int64
+	types      map[string]map[string]*herald.EventType // by account, then category/type
+	settings   map[string]*herald.Settings
+	lifecycles map[herald.Ref]*herald.Lifecycle
+	profiles   map[herald.Ref]*herald.Profile
 
 	keyLookups int
 	appends    int
@@ -43,12 +51,29 @@ type memStore struct {
 
 func newMemStore() *memStore {
 	return &memStore{
-		accounts: map[string]*herald.Account{},
-		keys:     map[string]*herald.APIKey{},
-		events:   map[string][]*herald.Event{},
-		byID:     map[string]map[string]*herald.Event{},
-		seq:      map[string]int64{},
-		failWith: map[string]error{},
+		accounts:   map[string]*herald.Account{},
+		keys:       map[string]*herald.APIKey{},
+		events:     map[string][]*herald.Event{},
+		byID:       map[string]map[string]*herald.Event{},
+		seq:        map[string]int64{},
+		types:      map[string]map[string]*herald.EventType{},
+		settings:   map[string]*herald.Settings{},
+		lifecycles: map[herald.Ref]*herald.Lifecycle{},
+		profiles:   map[herald.Ref]*herald.Profile{},
+		failWith:   map[string]error{},
+	}
+}
+
+// config returns a Config with every service the store serves.
+func (m *memStore) config() Config {
+	return Config{
+		Accounts:   m.accountService(),
+		Keys:       m.keyService(),
+		Events:     m.eventService(),
+		EventTypes: m.eventTypeService(),
+		Settings:   m.settingsService(),
+		Lifecycles: m.lifecycleService(),
+		Profiles:   m.profileService(),
 	}
 }
 
@@ -169,10 +194,7 @@ func (m *memStore) eventService() *mock.EventService {
 			if err := m.failWith["AppendEvents"]; err != nil {
 				return err
 			}
-			for _, b := range batches {
-				m.appendBatch(b)
-			}
-			return nil
+			return m.appendEvents(batches)
 		},
 		FindEventByIDFn: func(ctx context.Context, accountID, id string) (*herald.Event, error) {
 			m.mu.Lock()
@@ -208,46 +230,69 @@ func (m *memStore) eventService() *mock.EventService {
 	}
 }
 
-// appendBatch stores b as the contract says, including its ambiguity: in a
-// failed atomic batch every event gets ECONFLICT.
-func (m *memStore) appendBatch(b *herald.AppendBatch) {
-	b.Results = make([]herald.AppendResult, len(b.Events))
-	if m.byID[b.AccountID] == nil {
-		m.byID[b.AccountID] = map[string]*herald.Event{}
+// appendEvents reads what herald.KeysOf names, decides by
+// herald.PlanAppend and writes the plan, as a store's transaction does.
+// Stored events, lifecycles and profiles are never changed in place once
+// stored (a change replaces them), so readers may keep what they got.
+func (m *memStore) appendEvents(batches []*herald.AppendBatch) error {
+	keys := herald.KeysOf(batches)
+	st := &herald.AppendState{
+		LastSeq:    map[string]int64{},
+		Stored:     map[herald.Ref]herald.StoredEvent{},
+		Lifecycles: map[herald.Ref]*herald.Lifecycle{},
+		Profiles:   map[herald.Ref]*herald.Profile{},
 	}
-	stored := m.byID[b.AccountID]
-	if b.Atomic {
-		for _, e := range b.Events {
-			if old, ok := stored[e.ID]; ok && old.Hash != e.Hash {
-				for i := range b.Results {
-					b.Results[i].Err = herald.Errorf(herald.ECONFLICT, "not stored")
-				}
-				return
-			}
+	for _, a := range keys.Accounts {
+		if _, ok := m.accounts[a]; ok {
+			st.LastSeq[a] = m.seq[a]
 		}
 	}
-	for i, e := range b.Events {
-		if old, ok := stored[e.ID]; ok {
-			if old.Hash == e.Hash {
-				b.Results[i] = herald.AppendResult{Seq: old.Seq, ReceivedAt: old.ReceivedAt, Duplicate: true}
-			} else {
-				b.Results[i].Err = herald.Errorf(herald.ECONFLICT, "id %s taken", e.ID)
-			}
-			continue
+	for _, r := range keys.Events {
+		if e, ok := m.byID[r.AccountID][r.ID]; ok {
+			st.Stored[r] = herald.StoredEvent{Seq: e.Seq, ReceivedAt: e.ReceivedAt, Hash: e.Hash}
 		}
-		m.seq[b.AccountID]++
+	}
+	for _, r := range keys.Lifecycles {
+		if l, ok := m.lifecycles[r]; ok {
+			st.Lifecycles[r] = l.Clone()
+		}
+	}
+	for _, r := range keys.Profiles {
+		if p, ok := m.profiles[r]; ok {
+			st.Profiles[r] = p.Clone()
+		}
+	}
+	plan, err := herald.PlanAppend(batches, st, nil)
+	if err != nil {
+		return err
+	}
+	// Encode first, so that a failure leaves the store as it was, as a
+	// rolled-back transaction would.
+	stored := make([]*herald.Event, len(plan.Events))
+	for i, e := range plan.Events {
 		c := *e
-		c.Seq = m.seq[b.AccountID]
 		body, err := herald.MarshalEvent(&c)
 		if err != nil {
-			b.Results[i].Err = err
-			continue
+			return fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
 		c.Body = body
-		stored[c.ID] = &c
-		m.events[b.AccountID] = append(m.events[b.AccountID], &c)
-		b.Results[i] = herald.AppendResult{Seq: c.Seq, ReceivedAt: c.ReceivedAt}
+		stored[i] = &c
 	}
+	for _, c := range stored {
+		if m.byID[c.AccountID] == nil {
+			m.byID[c.AccountID] = map[string]*herald.Event{}
+		}
+		m.byID[c.AccountID][c.ID] = c
+		m.events[c.AccountID] = append(m.events[c.AccountID], c)
+	}
+	maps.Copy(m.seq, plan.LastSeq)
+	for _, l := range plan.Lifecycles {
+		m.lifecycles[herald.Ref{AccountID: l.AccountID, ID: l.ID}] = l
+	}
+	for _, p := range plan.Profiles {
+		m.profiles[herald.Ref{AccountID: p.AccountID, ID: p.ID}] = p
+	}
+	return nil
 }
 
 func matches(e *herald.Event, f herald.EventFilter) bool {
@@ -255,10 +300,245 @@ func matches(e *herald.Event, f herald.EventFilter) bool {
 	return e.Seq > f.AfterSeq &&
 		eq(f.Category, e.Category) && eq(f.Type, e.Type) && eq(f.EventStatus, e.EventStatus) &&
 		eq(f.EventLifecycleID, e.EventLifecycleID) && eq(f.CoreCustomerID, e.CoreCustomerID) &&
+		eq(f.EntityID, e.EntityID()) &&
 		eq(f.AgentID, e.AgentID) && eq(f.SessionID, e.SessionID) && eq(f.PrimaryID, e.PrimaryID) &&
 		eq(f.Origin, e.Origin) &&
 		(f.OccurredAfter.IsZero() || !e.OccurredAt.Before(f.OccurredAfter)) &&
 		(f.OccurredBefore.IsZero() || e.OccurredAt.Before(f.OccurredBefore))
+}
+
+// failed returns the error set for call, if any. The caller holds m.mu.
+func (m *memStore) failed(call string) error { return m.failWith[call] }
+
+// cloneType returns a deep copy of t, so that neither the store nor its
+// callers see the other's changes.
+func cloneType(t *herald.EventType) *herald.EventType {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // a type always encodes
+	}
+	var c herald.EventType
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(err)
+	}
+	c.AccountID = t.AccountID
+	return &c
+}
+
+func (m *memStore) eventTypeService() *mock.EventTypeService {
+	return &mock.EventTypeService{
+		FindEventTypesFn: func(ctx context.Context, accountID string) ([]*herald.EventType, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindEventTypes"); err != nil {
+				return nil, err
+			}
+			var out []*herald.EventType
+			for _, k := range slices.Sorted(maps.Keys(m.types[accountID])) {
+				out = append(out, cloneType(m.types[accountID][k]))
+			}
+			return out, nil
+		},
+		FindEventTypeFn: func(ctx context.Context, accountID, category, typ string) (*herald.EventType, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindEventType"); err != nil {
+				return nil, err
+			}
+			if t, ok := m.types[accountID][category+"/"+typ]; ok {
+				return cloneType(t), nil
+			}
+			return nil, herald.Errorf(herald.ENOTFOUND, "no event type %s/%s", category, typ)
+		},
+		PutEventTypeFn: func(ctx context.Context, t *herald.EventType) (bool, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("PutEventType"); err != nil {
+				return false, err
+			}
+			types := m.types[t.AccountID]
+			if types == nil {
+				types = map[string]*herald.EventType{}
+				m.types[t.AccountID] = types
+			}
+			for _, other := range types {
+				if other.Type == t.Type && other.Category != t.Category {
+					return false, herald.Errorf(herald.ECONFLICT, "type %q is defined in category %q", t.Type, other.Category)
+				}
+			}
+			c := cloneType(t)
+			old, ok := types[t.Key()]
+			if ok {
+				c.CreatedAt = old.CreatedAt
+			}
+			types[t.Key()] = c
+			return !ok, nil
+		},
+		DeleteEventTypeFn: func(ctx context.Context, accountID, category, typ string) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("DeleteEventType"); err != nil {
+				return err
+			}
+			if _, ok := m.types[accountID][category+"/"+typ]; !ok {
+				return herald.Errorf(herald.ENOTFOUND, "no event type %s/%s", category, typ)
+			}
+			delete(m.types[accountID], category+"/"+typ)
+			return nil
+		},
+	}
+}
+
+func (m *memStore) settingsService() *mock.SettingsService {
+	return &mock.SettingsService{
+		FindSettingsFn: func(ctx context.Context, accountID string) (*herald.Settings, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindSettings"); err != nil {
+				return nil, err
+			}
+			if _, ok := m.accounts[accountID]; !ok {
+				return nil, herald.Errorf(herald.ENOTFOUND, "no account %s", accountID)
+			}
+			if s, ok := m.settings[accountID]; ok {
+				c := *s
+				return &c, nil
+			}
+			return herald.DefaultSettings(), nil
+		},
+		PutSettingsFn: func(ctx context.Context, accountID string, s *herald.Settings) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("PutSettings"); err != nil {
+				return err
+			}
+			c := *s
+			m.settings[accountID] = &c
+			return nil
+		},
+	}
+}
+
+func (m *memStore) lifecycleService() *mock.LifecycleService {
+	return &mock.LifecycleService{
+		FindLifecycleFn: func(ctx context.Context, accountID, id string) (*herald.Lifecycle, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindLifecycle"); err != nil {
+				return nil, err
+			}
+			if l, ok := m.lifecycles[herald.Ref{AccountID: accountID, ID: id}]; ok {
+				return l, nil
+			}
+			return nil, herald.Errorf(herald.ENOTFOUND, "no lifecycle %s", id)
+		},
+		FindLifecyclesFn: func(ctx context.Context, accountID string, f herald.LifecycleFilter) ([]*herald.Lifecycle, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindLifecycles"); err != nil {
+				return nil, err
+			}
+			if f.Limit <= 0 {
+				return nil, fmt.Errorf("limit %d", f.Limit)
+			}
+			eq := func(want, got string) bool { return want == "" || want == got }
+			var out []*herald.Lifecycle
+			for r, l := range m.lifecycles {
+				if r.AccountID == accountID && l.FirstSeq > f.AfterSeq &&
+					eq(f.Category, l.Category) && eq(f.Type, l.Type) && eq(f.Status, l.Status) && eq(f.EntityID, l.EntityID) &&
+					(f.Terminal == nil || *f.Terminal == l.Terminal) &&
+					(f.OccurredAfter.IsZero() || !l.FirstOccurredAt.Before(f.OccurredAfter)) &&
+					(f.OccurredBefore.IsZero() || l.FirstOccurredAt.Before(f.OccurredBefore)) {
+					out = append(out, l)
+				}
+			}
+			slices.SortFunc(out, func(a, b *herald.Lifecycle) int { return cmp.Compare(a.FirstSeq, b.FirstSeq) })
+			return out[:min(len(out), f.Limit)], nil
+		},
+	}
+}
+
+func (m *memStore) profileService() *mock.ProfileService {
+	return &mock.ProfileService{
+		FindProfileFn: func(ctx context.Context, accountID, id string) (*herald.Profile, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindProfile"); err != nil {
+				return nil, err
+			}
+			if p, ok := m.profiles[herald.Ref{AccountID: accountID, ID: id}]; ok {
+				return p, nil
+			}
+			return nil, herald.Errorf(herald.ENOTFOUND, "no profile %s", id)
+		},
+		FindProfilesFn: func(ctx context.Context, accountID string, f herald.ProfileFilter) ([]*herald.Profile, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindProfiles"); err != nil {
+				return nil, err
+			}
+			if f.Limit <= 0 {
+				return nil, fmt.Errorf("limit %d", f.Limit)
+			}
+			var out []*herald.Profile
+			for r, p := range m.profiles {
+				attr, hasAttr := p.Attributes[f.Attribute]
+				if r.AccountID == accountID && p.FirstSeq > f.AfterSeq &&
+					(f.SeenAfter.IsZero() || !p.LastSeenAt.Before(f.SeenAfter)) &&
+					(f.SeenBefore.IsZero() || p.LastSeenAt.Before(f.SeenBefore)) &&
+					(f.Attribute == "" || f.Value == nil || hasAttr && string(attr.Value) == string(f.Value)) {
+					out = append(out, p)
+				}
+			}
+			slices.SortFunc(out, func(a, b *herald.Profile) int { return cmp.Compare(a.FirstSeq, b.FirstSeq) })
+			return out[:min(len(out), f.Limit)], nil
+		},
+		EraseProfileFn: func(ctx context.Context, accountID, id string) (int64, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("EraseProfile"); err != nil {
+				return 0, err
+			}
+			return m.erase(accountID, id)
+		},
+	}
+}
+
+// erase deletes a profile and redacts its entity's events and their
+// lifecycles, replacing each rather than changing it in place.
+func (m *memStore) erase(accountID, id string) (int64, error) {
+	ref := herald.Ref{AccountID: accountID, ID: id}
+	_, found := m.profiles[ref]
+	delete(m.profiles, ref)
+	var n int64
+	for i, e := range m.events[accountID] {
+		if e.EntityID() != id {
+			continue
+		}
+		found = true
+		if l, ok := m.lifecycles[herald.Ref{AccountID: accountID, ID: e.EventLifecycleID}]; ok && !l.Redacted {
+			c := l.Clone()
+			c.Data, c.DataStamps, c.Redacted = nil, map[string]herald.Stamp{}, true
+			m.lifecycles[herald.Ref{AccountID: accountID, ID: l.ID}] = c
+		}
+		if e.Redacted {
+			continue
+		}
+		c := *e
+		c.Data, c.Host, c.Redacted = nil, "", true
+		body, err := herald.MarshalEvent(&c)
+		if err != nil {
+			return 0, err
+		}
+		c.Body = body
+		m.events[accountID][i] = &c
+		m.byID[accountID][c.ID] = &c
+		n++
+	}
+	if !found {
+		return 0, herald.Errorf(herald.ENOTFOUND, "no profile %s", id)
+	}
+	return n, nil
 }
 
 // syncBuffer collects output while the test reads it.
@@ -294,20 +574,16 @@ func newEnv(t *testing.T, configure ...func(*Config)) *env {
 	e.other = e.store.addKey("other", "key_other", []string{herald.ScopeAdmin}, false)
 	var n int
 	var mu sync.Mutex
-	cfg := Config{
-		Accounts:   e.store.accountService(),
-		Keys:       e.store.keyService(),
-		Events:     e.store.eventService(),
-		Ping:       e.store.ping,
-		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer: e.reg,
-		Now:        e.now,
-		NewID: func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			n++
-			return fmt.Sprintf("evt-%04d", n)
-		},
+	cfg := e.store.config()
+	cfg.Ping = e.store.ping
+	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Registerer = e.reg
+	cfg.Now = e.now
+	cfg.NewID = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return fmt.Sprintf("evt-%04d", n)
 	}
 	for _, f := range configure {
 		f(&cfg)
@@ -438,4 +714,28 @@ func event(fields map[string]any) string {
 	}
 	b, _ := json.Marshal(e)
 	return string(b)
+}
+
+// sendLogin sends one authentication/login event per status, a minute
+// apart from testNow (to the second), for the login lifecycleID of customer, and returns
+// their ids. The lifecycle id is left for the type's pointer to supply.
+func sendLogin(t *testing.T, e *env, lifecycleID, customer string, statuses ...string) []string {
+	t.Helper()
+	var ids []string
+	for i, status := range statuses {
+		body := loginEvent(lifecycleID, customer, status, testNow.Truncate(time.Second).Add(time.Duration(i)*time.Minute))
+		var res ingestResult
+		e.do("POST", "/v1/events", e.ingest, body).wantStatus(t, 201).json(t, &res)
+		ids = append(ids, res.ID)
+	}
+	return ids
+}
+
+// loginEvent is a login event of the built-in type authentication/login.
+func loginEvent(lifecycleID, customer, status string, at time.Time) string {
+	return event(map[string]any{
+		"category": "authentication", "type": "login", "eventStatus": status, "coreCustomerId": customer,
+		"occurredAt": at.Format(time.RFC3339Nano),
+		"data":       map[string]any{"external_login_id": lifecycleID, "login_method": "otp"},
+	})
 }

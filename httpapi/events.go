@@ -41,16 +41,25 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	e.Complete(s.now(), herald.OriginAPI, s.newID)
 	e.AccountID = key.AccountID
+	if err := s.catalog.Prepare(r.Context(), key.AccountID, e); err != nil {
+		return fmt.Errorf("check event %s against its type: %w", e.ID, err)
+	}
 
 	b := &herald.AppendBatch{AccountID: key.AccountID, Events: []*herald.Event{e}}
 	if err := s.append(r, b); err != nil {
 		return err
 	}
 	res := b.Results[0]
-	if res.Err != nil {
-		if herald.ErrorCode(res.Err) == herald.ECONFLICT {
-			return conflictError(e.ID, "")
-		}
+	switch herald.ErrorCode(res.Err) {
+	case "":
+	case herald.ECONFLICT:
+		return conflictError(e.ID, "")
+	case herald.EINVALID:
+		// The store refused the event where it meets what is stored: a
+		// transition its lifecycle does not allow, say. The error names
+		// the field.
+		return res.Err
+	default:
 		return fmt.Errorf("append event %s: %w", e.ID, res.Err)
 	}
 	w.Header().Set("Location", "/v1/events/"+e.ID)
@@ -162,6 +171,16 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) error {
 		it.clientID = e.ID != ""
 		e.Complete(now, herald.OriginAPI, s.newID)
 		e.AccountID = key.AccountID
+		if err := s.catalog.Prepare(r.Context(), key.AccountID, e); err != nil {
+			if herald.ErrorCode(err) == herald.EINTERNAL {
+				// The catalog could not be read: every other event
+				// would fail the same way, so the request fails whole.
+				return fmt.Errorf("check event %d (id %s) against its type: %w", i, e.ID, err)
+			}
+			it.event = e
+			it.err = prefixError(err, itemPointer(i))
+			continue
+		}
 		it.event = e
 		if !it.clientID {
 			continue

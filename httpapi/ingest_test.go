@@ -72,7 +72,8 @@ func TestIngestCreated(t *testing.T) {
 		Seq            int64
 		Duplicate      *bool
 	}
-	r := e.do("POST", "/v1/events", e.ingest, `{"category":"transfers","type":"singleTransferCreated","event_status":"attempted","event_lifecycle_id":"L1","data":{"amount":"12.50", "to" : "<acct>"}}`).wantStatus(t, 201)
+	// An unregistered type, stored as it is sent.
+	r := e.do("POST", "/v1/events", e.ingest, `{"category":"payments","type":"cardCharged","event_status":"attempted","event_lifecycle_id":"L1","data":{"amount":"12.50", "to" : "<acct>"}}`).wantStatus(t, 201)
 	r.json(t, &res)
 	if res.ID != "evt-0001" || res.Seq != 1 || res.ReceivedAt != "2026-01-02T15:04:05.123456Z" || res.Duplicate != nil {
 		t.Errorf("result %s", r.body)
@@ -81,7 +82,7 @@ func TestIngestCreated(t *testing.T) {
 		t.Errorf("Location %q", loc)
 	}
 	got := e.do("GET", r.header.Get("Location"), e.read, "").wantStatus(t, 200)
-	want := `{"id":"evt-0001","seq":1,"category":"transfers","type":"singleTransferCreated","occurredAt":"2026-01-02T15:04:05.123456Z","receivedAt":"2026-01-02T15:04:05.123456Z","eventStatus":"attempted","eventLifecycleId":"L1","data":{"amount":"12.50","to":"<acct>"},"origin":"api"}`
+	want := `{"id":"evt-0001","seq":1,"category":"payments","type":"cardCharged","occurredAt":"2026-01-02T15:04:05.123456Z","receivedAt":"2026-01-02T15:04:05.123456Z","eventStatus":"attempted","eventLifecycleId":"L1","data":{"amount":"12.50","to":"<acct>"},"origin":"api"}`
 	if string(got.body) != want {
 		t.Errorf("stored event\n got %s\nwant %s", got.body, want)
 	}

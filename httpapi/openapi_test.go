@@ -185,7 +185,7 @@ func checkDocumented(t *testing.T, s *Server, r *response) string {
 
 func minimalServer() *Server {
 	m := newMemStore()
-	return NewServer(Config{Accounts: m.accountService(), Keys: m.keyService(), Events: m.eventService()})
+	return NewServer(m.config())
 }
 
 var wildcard = regexp.MustCompile(`\{([^}]+)\}`)
@@ -297,6 +297,10 @@ func TestOpenAPIResponses(t *testing.T) {
 	stored := event(map[string]any{"id": "evt-stored"})
 	sendStored := func(e *env) { e.do("POST", "/v1/events", e.ingest, stored).wantStatus(t, 201) }
 	tooMany := `{"events":[` + strings.Repeat(event(nil)+",", herald.MaxBatchEvents) + event(nil) + `]}`
+	cardType := `{"category":"payments","type":"cardCharged","statuses":[{"name":"ok","description":"Charged."}]}`
+	defineCard := func(e *env) { e.do("POST", "/v1/event-types", e.admin, cardType).wantStatus(t, 201) }
+	login := func(e *env) { sendLogin(t, e, "L-1", "cust-1", "attempted", "succeeded") }
+	huge := strings.Repeat("x", maxEventTypeBytes)
 
 	cases := []struct {
 		name   string
@@ -366,6 +370,97 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"event get ingest key", nil, "GET", "/v1/events/evt-stored", ingestKey, "", 403},
 		{"event not found", nil, "GET", "/v1/events/evt-nope", readKey, "", 404},
 		{"event get store down", failing("FindEventByID", storeDown), "GET", "/v1/events/evt-stored", readKey, "", 500},
+
+		{"type created", nil, "POST", "/v1/event-types", adminKey, cardType, 201},
+		{"type invalid", nil, "POST", "/v1/event-types", adminKey, `{"category":"payments","type":"cardCharged","terminalStatuses":["done"]}`, 400},
+		{"type no key", nil, "POST", "/v1/event-types", noKey, cardType, 401},
+		{"type read key", nil, "POST", "/v1/event-types", readKey, cardType, 403},
+		{"type exists", nil, "POST", "/v1/event-types", adminKey, `{"category":"authentication","type":"login"}`, 409},
+		{"type too large", nil, "POST", "/v1/event-types", adminKey, `{"description":"` + huge + `"}`, 413},
+		{"type store down", failing("FindEventTypes", storeDown), "POST", "/v1/event-types", adminKey, cardType, 500},
+
+		{"types listed", nil, "GET", "/v1/event-types", readKey, "", 200},
+		{"types bad parameter", nil, "GET", "/v1/event-types?category=x", readKey, "", 400},
+		{"types no key", nil, "GET", "/v1/event-types", noKey, "", 401},
+		{"types ingest key", nil, "GET", "/v1/event-types", ingestKey, "", 403},
+		{"types store down", failing("FindEventTypes", storeDown), "GET", "/v1/event-types", readKey, "", 500},
+
+		{"type found", nil, "GET", "/v1/event-types/authentication/login", readKey, "", 200},
+		{"type bad parameter", nil, "GET", "/v1/event-types/authentication/login?v=1", readKey, "", 400},
+		{"type get no key", nil, "GET", "/v1/event-types/authentication/login", noKey, "", 401},
+		{"type get ingest key", nil, "GET", "/v1/event-types/authentication/login", ingestKey, "", 403},
+		{"type not found", nil, "GET", "/v1/event-types/payments/nope", readKey, "", 404},
+		{"type get store down", failing("FindEventTypes", storeDown), "GET", "/v1/event-types/authentication/login", readKey, "", 500},
+
+		{"type put created", nil, "PUT", "/v1/event-types/payments/cardCharged", adminKey, cardType, 201},
+		{"type put extends built-in", nil, "PUT", "/v1/event-types/authentication/login", adminKey, `{"statuses":[{"name":"attempted"},{"name":"succeeded","persist":true},{"name":"failed"},{"name":"challenged","description":"A second factor was asked for."}]}`, 200},
+		{"type put path mismatch", nil, "PUT", "/v1/event-types/payments/cardCharged", adminKey, `{"category":"cards"}`, 400},
+		{"type put no key", nil, "PUT", "/v1/event-types/payments/cardCharged", noKey, cardType, 401},
+		{"type put read key", nil, "PUT", "/v1/event-types/payments/cardCharged", readKey, cardType, 403},
+		{"type put name taken", nil, "PUT", "/v1/event-types/payments/login", adminKey, `{}`, 409},
+		{"type put too large", nil, "PUT", "/v1/event-types/payments/cardCharged", adminKey, `{"description":"` + huge + `"}`, 413},
+		{"type put store down", failing("PutEventType", storeDown), "PUT", "/v1/event-types/payments/cardCharged", adminKey, cardType, 500},
+
+		{"type deleted", defineCard, "DELETE", "/v1/event-types/payments/cardCharged", adminKey, "", 204},
+		{"type delete bad parameter", defineCard, "DELETE", "/v1/event-types/payments/cardCharged?force=true", adminKey, "", 400},
+		{"type delete no key", nil, "DELETE", "/v1/event-types/payments/cardCharged", noKey, "", 401},
+		{"type delete read key", nil, "DELETE", "/v1/event-types/payments/cardCharged", readKey, "", 403},
+		{"type delete unknown", nil, "DELETE", "/v1/event-types/payments/nope", adminKey, "", 404},
+		{"type delete built-in", nil, "DELETE", "/v1/event-types/authentication/login", adminKey, "", 409},
+		{"type delete store down", failing("DeleteEventType", storeDown), "DELETE", "/v1/event-types/payments/cardCharged", adminKey, "", 500},
+
+		{"schema found", nil, "GET", "/v1/schemas/loginEventSchema", readKey, "", 200},
+		{"schema bad parameter", nil, "GET", "/v1/schemas/loginEventSchema?v=1", readKey, "", 400},
+		{"schema no key", nil, "GET", "/v1/schemas/loginEventSchema", noKey, "", 401},
+		{"schema ingest key", nil, "GET", "/v1/schemas/loginEventSchema", ingestKey, "", 403},
+		{"schema not found", nil, "GET", "/v1/schemas/nopeEventSchema", readKey, "", 404},
+		{"schema store down", failing("FindEventTypes", storeDown), "GET", "/v1/schemas/loginEventSchema", readKey, "", 500},
+
+		{"settings found", nil, "GET", "/v1/settings", readKey, "", 200},
+		{"settings bad parameter", nil, "GET", "/v1/settings?v=1", readKey, "", 400},
+		{"settings no key", nil, "GET", "/v1/settings", noKey, "", 401},
+		{"settings ingest key", nil, "GET", "/v1/settings", ingestKey, "", 403},
+		{"settings store down", failing("FindSettings", storeDown), "GET", "/v1/settings", readKey, "", 500},
+
+		{"settings put", nil, "PUT", "/v1/settings", adminKey, `{"unknownTypes":"reject"}`, 200},
+		{"settings put invalid", nil, "PUT", "/v1/settings", adminKey, `{"unknownTypes":"maybe"}`, 400},
+		{"settings put no key", nil, "PUT", "/v1/settings", noKey, `{"unknownTypes":"reject"}`, 401},
+		{"settings put read key", nil, "PUT", "/v1/settings", readKey, `{"unknownTypes":"reject"}`, 403},
+		{"settings put too large", nil, "PUT", "/v1/settings", adminKey, `{"unknownTypes":"` + huge + `"}`, 413},
+		{"settings put store down", failing("PutSettings", storeDown), "PUT", "/v1/settings", adminKey, `{"unknownTypes":"reject"}`, 500},
+
+		{"lifecycles found", login, "GET", "/v1/lifecycles?type=login&terminal=true", readKey, "", 200},
+		{"lifecycles bad filter", nil, "GET", "/v1/lifecycles?terminal=yes", readKey, "", 400},
+		{"lifecycles no key", nil, "GET", "/v1/lifecycles", noKey, "", 401},
+		{"lifecycles ingest key", nil, "GET", "/v1/lifecycles", ingestKey, "", 403},
+		{"lifecycles store down", failing("FindLifecycles", storeDown), "GET", "/v1/lifecycles", readKey, "", 500},
+
+		{"lifecycle found", login, "GET", "/v1/lifecycles/L-1", readKey, "", 200},
+		{"lifecycle bad parameter", login, "GET", "/v1/lifecycles/L-1?events=false", readKey, "", 400},
+		{"lifecycle no key", nil, "GET", "/v1/lifecycles/L-1", noKey, "", 401},
+		{"lifecycle ingest key", nil, "GET", "/v1/lifecycles/L-1", ingestKey, "", 403},
+		{"lifecycle not found", nil, "GET", "/v1/lifecycles/L-nope", readKey, "", 404},
+		{"lifecycle store down", failing("FindLifecycle", storeDown), "GET", "/v1/lifecycles/L-1", readKey, "", 500},
+
+		{"profiles found", login, "GET", "/v1/profiles?attribute=login_method&value=otp", readKey, "", 200},
+		{"profiles bad filter", nil, "GET", "/v1/profiles?value=otp", readKey, "", 400},
+		{"profiles no key", nil, "GET", "/v1/profiles", noKey, "", 401},
+		{"profiles ingest key", nil, "GET", "/v1/profiles", ingestKey, "", 403},
+		{"profiles store down", failing("FindProfiles", storeDown), "GET", "/v1/profiles", readKey, "", 500},
+
+		{"profile found", login, "GET", "/v1/profiles/cust-1", readKey, "", 200},
+		{"profile bad parameter", login, "GET", "/v1/profiles/cust-1?v=1", readKey, "", 400},
+		{"profile no key", nil, "GET", "/v1/profiles/cust-1", noKey, "", 401},
+		{"profile ingest key", nil, "GET", "/v1/profiles/cust-1", ingestKey, "", 403},
+		{"profile not found", nil, "GET", "/v1/profiles/cust-nope", readKey, "", 404},
+		{"profile store down", failing("FindProfile", storeDown), "GET", "/v1/profiles/cust-1", readKey, "", 500},
+
+		{"profile erased", login, "DELETE", "/v1/profiles/cust-1", adminKey, "", 200},
+		{"profile erase bad parameter", login, "DELETE", "/v1/profiles/cust-1?v=1", adminKey, "", 400},
+		{"profile erase no key", nil, "DELETE", "/v1/profiles/cust-1", noKey, "", 401},
+		{"profile erase read key", nil, "DELETE", "/v1/profiles/cust-1", readKey, "", 403},
+		{"profile erase unknown", nil, "DELETE", "/v1/profiles/cust-nope", adminKey, "", 404},
+		{"profile erase store down", failing("EraseProfile", storeDown), "DELETE", "/v1/profiles/cust-1", adminKey, "", 500},
 
 		{"openapi", nil, "GET", "/v1/openapi.json", noKey, "", 200},
 		{"openapi bad parameter", nil, "GET", "/v1/openapi.json?v=2", noKey, "", 400},

@@ -14,7 +14,7 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// Limits of GET /v1/events.
+// Limits of the list routes (GET /v1/events, /v1/lifecycles, /v1/profiles).
 const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
@@ -23,7 +23,7 @@ const (
 
 // eventQueryParams are the query parameters of GET /v1/events.
 var eventQueryParams = []string{
-	"category", "type", "eventStatus", "eventLifecycleId", "coreCustomerId", "agentId", "sessionId", "primaryId",
+	"category", "type", "eventStatus", "eventLifecycleId", "coreCustomerId", "entity", "agentId", "sessionId", "primaryId",
 	"origin", "occurredAfter", "occurredBefore", "afterSeq", "limit", "next",
 }
 
@@ -70,6 +70,104 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 }
 
+// queryParser reads the query of a list route, collecting every bad
+// parameter so that one answer names them all. checkParams has refused
+// repeated parameters already, so each is read once.
+type queryParser struct {
+	q    url.Values
+	errs []herald.FieldError
+}
+
+func (p *queryParser) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, herald.FieldError{Pointer: paramPointer(name), Detail: fmt.Sprintf(format, args...)})
+}
+
+// text reads a filter value into to.
+func (p *queryParser) text(name string, to *string) {
+	v, ok := p.q[name]
+	switch {
+	case !ok:
+	case v[0] == "":
+		p.fail(name, "must not be empty (leave the parameter out to match any value)")
+	case len(v[0]) > maxFilterLength:
+		p.fail(name, "must be at most %d bytes long", maxFilterLength)
+	default:
+		*to = v[0]
+	}
+}
+
+// optionalBool reads true or false into to, left nil when absent.
+func (p *queryParser) optionalBool(name string, to **bool) {
+	v, ok := p.q[name]
+	if !ok {
+		return
+	}
+	switch v[0] {
+	case "true", "false":
+		b := v[0] == "true"
+		*to = &b
+	default:
+		p.fail(name, "must be true or false, not %q", v[0])
+	}
+}
+
+// timeRange reads a half-open range [after, before) of two parameters.
+func (p *queryParser) timeRange(afterName, beforeName string, after, before *time.Time) {
+	for _, f := range []struct {
+		name string
+		to   *time.Time
+	}{{afterName, after}, {beforeName, before}} {
+		v, ok := p.q[f.name]
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v[0])
+		switch {
+		case err != nil && strings.Contains(v[0], " "):
+			p.fail(f.name, "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z (write + in an offset as %%2B)")
+		case err != nil:
+			p.fail(f.name, "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
+		default:
+			*f.to = t
+		}
+	}
+	if !after.IsZero() && !before.IsZero() && !before.After(*after) {
+		p.fail(beforeName, "must be later than %s", afterName)
+	}
+}
+
+// page reads where a page starts (afterSeq, or the cursor next, which
+// wins) and how long it is (limit).
+func (p *queryParser) page(afterSeq *int64, limit *int) {
+	*limit = defaultPageSize
+	if v, ok := p.q["afterSeq"]; ok {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil || n < 0 {
+			p.fail("afterSeq", "must be a non-negative integer")
+		} else {
+			*afterSeq = n
+		}
+	}
+	if v, ok := p.q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > maxPageSize {
+			p.fail("limit", "must be an integer from 1 to %d", maxPageSize)
+		} else {
+			*limit = n
+		}
+	}
+	if v, ok := p.q["next"]; ok {
+		seq, ok := decodeCursor(v[0])
+		if ok {
+			*afterSeq = seq // the cursor wins over afterSeq
+		} else {
+			p.fail("next", "is not a cursor this API returned: pass the next value of the previous page unchanged")
+		}
+	}
+}
+
+func (p *queryParser) err() error { return fieldErrors(p.errs) }
+
 // eventPage is the query parameters of GET /v1/events, parsed.
 type eventPage struct {
 	filter herald.EventFilter
@@ -79,96 +177,36 @@ type eventPage struct {
 // parseEventQuery reads the query of GET /v1/events, naming every bad
 // parameter at once.
 func parseEventQuery(q url.Values) (eventPage, error) {
-	p := eventPage{limit: defaultPageSize}
-	var errs []herald.FieldError
-	fail := func(name, format string, args ...any) {
-		errs = append(errs, herald.FieldError{Pointer: paramPointer(name), Detail: fmt.Sprintf(format, args...)})
-	}
-	for _, f := range []struct {
-		name string
-		to   *string
-	}{
-		{"category", &p.filter.Category},
-		{"type", &p.filter.Type},
-		{"eventStatus", &p.filter.EventStatus},
-		{"eventLifecycleId", &p.filter.EventLifecycleID},
-		{"coreCustomerId", &p.filter.CoreCustomerID},
-		{"agentId", &p.filter.AgentID},
-		{"sessionId", &p.filter.SessionID},
-		{"primaryId", &p.filter.PrimaryID},
-	} {
-		v, ok := q[f.name]
-		switch {
-		case !ok:
-		case v[0] == "":
-			fail(f.name, "must not be empty (leave the parameter out to match any value)")
-		case len(v[0]) > maxFilterLength:
-			fail(f.name, "must be at most %d bytes long", maxFilterLength)
-		default:
-			*f.to = v[0]
-		}
-	}
+	var p eventPage
+	qp := &queryParser{q: q}
+	qp.text("category", &p.filter.Category)
+	qp.text("type", &p.filter.Type)
+	qp.text("eventStatus", &p.filter.EventStatus)
+	qp.text("eventLifecycleId", &p.filter.EventLifecycleID)
+	qp.text("coreCustomerId", &p.filter.CoreCustomerID)
+	qp.text("entity", &p.filter.EntityID)
+	qp.text("agentId", &p.filter.AgentID)
+	qp.text("sessionId", &p.filter.SessionID)
+	qp.text("primaryId", &p.filter.PrimaryID)
 	if v, ok := q["origin"]; ok {
 		if v[0] == herald.OriginAPI || v[0] == herald.OriginSystem {
 			p.filter.Origin = v[0]
 		} else {
-			fail("origin", "must be %q or %q", herald.OriginAPI, herald.OriginSystem)
+			qp.fail("origin", "must be %q or %q", herald.OriginAPI, herald.OriginSystem)
 		}
 	}
-	for _, f := range []struct {
-		name string
-		to   *time.Time
-	}{{"occurredAfter", &p.filter.OccurredAfter}, {"occurredBefore", &p.filter.OccurredBefore}} {
-		v, ok := q[f.name]
-		if !ok {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, v[0])
-		switch {
-		case err != nil && strings.Contains(v[0], " "):
-			fail(f.name, "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z (write + in an offset as %%2B)")
-		case err != nil:
-			fail(f.name, "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
-		default:
-			*f.to = t
-		}
-	}
-	if a, b := p.filter.OccurredAfter, p.filter.OccurredBefore; !a.IsZero() && !b.IsZero() && !b.After(a) {
-		fail("occurredBefore", "must be later than occurredAfter")
-	}
-	if v, ok := q["afterSeq"]; ok {
-		n, err := strconv.ParseInt(v[0], 10, 64)
-		if err != nil || n < 0 {
-			fail("afterSeq", "must be a non-negative integer")
-		} else {
-			p.filter.AfterSeq = n
-		}
-	}
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 1 || n > maxPageSize {
-			fail("limit", "must be an integer from 1 to %d", maxPageSize)
-		} else {
-			p.limit = n
-		}
-	}
-	if v, ok := q["next"]; ok {
-		seq, ok := decodeCursor(v[0])
-		if ok {
-			p.filter.AfterSeq = seq // the cursor wins over afterSeq
-		} else {
-			fail("next", "is not a cursor this API returned: pass the next value of the previous page unchanged")
-		}
-	}
-	if err := fieldErrors(errs); err != nil {
+	qp.timeRange("occurredAfter", "occurredBefore", &p.filter.OccurredAfter, &p.filter.OccurredBefore)
+	qp.page(&p.filter.AfterSeq, &p.limit)
+	if err := qp.err(); err != nil {
 		return eventPage{}, err
 	}
 	return p, nil
 }
 
-// A cursor is the position after the last event a page returned. It is
+// A cursor is the position after the last item a page returned. It is
 // opaque to clients so that what it holds may change; today it is the
-// base64url form of that event's seq.
+// base64url form of that item's seq (for lifecycles and profiles, the seq
+// of the event that began them).
 func encodeCursor(seq int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
 }

@@ -51,6 +51,7 @@ func TestFindEventsParamsInvalid(t *testing.T) {
 		{"next=eA", []string{"?next"}},  // base64url of "x"
 		{"next=LTE", []string{"?next"}}, // base64url of "-1"
 		{"category=", []string{"?category"}},
+		{"entity=", []string{"?entity"}},
 		{"type=" + strings.Repeat("t", 513), []string{"?type"}},
 		{"sort=seq", []string{"?sort"}},
 		{"type=a&type=b", []string{"?type"}},
@@ -90,9 +91,9 @@ func TestFindEventsFilter(t *testing.T) {
 		{"", herald.EventFilter{Limit: 101}},
 		{"limit=1", herald.EventFilter{Limit: 2}},
 		{"limit=1000", herald.EventFilter{Limit: 1001}},
-		{"category=transfers&type=singleTransferCreated&eventStatus=attempted&eventLifecycleId=L1&coreCustomerId=C1&agentId=A1&sessionId=S1&primaryId=P1&origin=system",
+		{"category=transfers&type=singleTransferCreated&eventStatus=attempted&eventLifecycleId=L1&coreCustomerId=C1&entity=E1&agentId=A1&sessionId=S1&primaryId=P1&origin=system",
 			herald.EventFilter{Category: "transfers", Type: "singleTransferCreated", EventStatus: "attempted", EventLifecycleID: "L1",
-				CoreCustomerID: "C1", AgentID: "A1", SessionID: "S1", PrimaryID: "P1", Origin: "system", Limit: 101}},
+				CoreCustomerID: "C1", EntityID: "E1", AgentID: "A1", SessionID: "S1", PrimaryID: "P1", Origin: "system", Limit: 101}},
 		{"occurredAfter=2026-01-01T00:00:00Z&occurredBefore=" + url.QueryEscape("2026-01-02T00:00:00+01:00"),
 			herald.EventFilter{OccurredAfter: after, OccurredBefore: before, Limit: 101}},
 		{"afterSeq=42", herald.EventFilter{AfterSeq: 42, Limit: 101}},

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/catalog"
 )
 
 // Appender takes one request's events to the store and returns once they
@@ -25,12 +26,21 @@ type Appender interface {
 	Append(ctx context.Context, b *herald.AppendBatch) error
 }
 
-// Config is what a Server needs. Accounts, Keys and Events are required;
-// every other field has a default.
+// Config is what a Server needs. The services are required; every other
+// field has a default.
 type Config struct {
-	Accounts herald.AccountService
-	Keys     herald.KeyService
-	Events   herald.EventService
+	Accounts   herald.AccountService
+	Keys       herald.KeyService
+	Events     herald.EventService
+	EventTypes herald.EventTypeService
+	Settings   herald.SettingsService
+	Lifecycles herald.LifecycleService
+	Profiles   herald.ProfileService
+	// Catalog validates ingested events and serves the types and settings
+	// routes. Nil: one over EventTypes and Settings, with Now as its
+	// clock. Pass the one the rest of the process uses, so that a change
+	// made through the API is seen at once by everything that validates.
+	Catalog *catalog.Catalog
 	// Appender stores ingested events. Nil: each request calls
 	// Events.AppendEvents on its own, without group commit.
 	Appender Appender
@@ -60,14 +70,17 @@ type Config struct {
 // Server serves the HTTP API. It is an http.Handler; the caller owns the
 // http.Server around it and its shutdown.
 type Server struct {
-	accounts herald.AccountService
-	keys     herald.KeyService
-	events   herald.EventService
-	appender Appender
-	ping     func(ctx context.Context) error
-	logger   *slog.Logger
-	now      func() time.Time
-	newID    func() string
+	accounts   herald.AccountService
+	keys       herald.KeyService
+	events     herald.EventService
+	lifecycles herald.LifecycleService
+	profiles   herald.ProfileService
+	catalog    *catalog.Catalog
+	appender   Appender
+	ping       func(ctx context.Context) error
+	logger     *slog.Logger
+	now        func() time.Time
+	newID      func() string
 
 	keyCache *keyCache
 	metrics  *metrics
@@ -78,19 +91,35 @@ type Server struct {
 // NewServer returns a Server for cfg. It panics when a required service is
 // missing: that is a wiring mistake, not a runtime condition.
 func NewServer(cfg Config) *Server {
-	if cfg.Accounts == nil || cfg.Keys == nil || cfg.Events == nil {
-		panic("httpapi.NewServer: Config.Accounts, Config.Keys and Config.Events are required")
+	var missing []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"Accounts", cfg.Accounts != nil}, {"Keys", cfg.Keys != nil}, {"Events", cfg.Events != nil},
+		{"EventTypes", cfg.EventTypes != nil}, {"Settings", cfg.Settings != nil},
+		{"Lifecycles", cfg.Lifecycles != nil}, {"Profiles", cfg.Profiles != nil},
+	} {
+		if !f.set {
+			missing = append(missing, "Config."+f.name)
+		}
+	}
+	if len(missing) > 0 {
+		panic("httpapi.NewServer: " + strings.Join(missing, ", ") + " required")
 	}
 	s := &Server{
-		accounts: cfg.Accounts,
-		keys:     cfg.Keys,
-		events:   cfg.Events,
-		appender: cfg.Appender,
-		ping:     cfg.Ping,
-		logger:   cfg.Logger,
-		now:      cfg.Now,
-		newID:    cfg.NewID,
-		mux:      http.NewServeMux(),
+		accounts:   cfg.Accounts,
+		keys:       cfg.Keys,
+		events:     cfg.Events,
+		lifecycles: cfg.Lifecycles,
+		profiles:   cfg.Profiles,
+		catalog:    cfg.Catalog,
+		appender:   cfg.Appender,
+		ping:       cfg.Ping,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		newID:      cfg.NewID,
+		mux:        http.NewServeMux(),
 	}
 	if s.appender == nil {
 		s.appender = directAppender{cfg.Events}
@@ -103,6 +132,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if s.newID == nil {
 		s.newID = newUUIDv7
+	}
+	if s.catalog == nil {
+		s.catalog = catalog.New(cfg.EventTypes, cfg.Settings, catalog.Options{Now: cfg.Now})
 	}
 	ttl := cfg.KeyCacheTTL
 	if ttl == 0 {
@@ -163,6 +195,19 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/v1/events/batch", scope: herald.ScopeIngest, params: []string{"atomic"}, handle: s.ingestBatch},
 		{method: "GET", path: "/v1/events", scope: herald.ScopeRead, params: eventQueryParams, handle: s.findEvents},
 		{method: "GET", path: "/v1/events/{id}", scope: herald.ScopeRead, handle: s.getEvent},
+		{method: "POST", path: "/v1/event-types", scope: herald.ScopeAdmin, handle: s.createEventType},
+		{method: "GET", path: "/v1/event-types", scope: herald.ScopeRead, handle: s.listEventTypes},
+		{method: "GET", path: "/v1/event-types/{category}/{type}", scope: herald.ScopeRead, handle: s.getEventType},
+		{method: "PUT", path: "/v1/event-types/{category}/{type}", scope: herald.ScopeAdmin, handle: s.putEventType},
+		{method: "DELETE", path: "/v1/event-types/{category}/{type}", scope: herald.ScopeAdmin, handle: s.deleteEventType},
+		{method: "GET", path: "/v1/schemas/{name}", scope: herald.ScopeRead, handle: s.getSchema},
+		{method: "GET", path: "/v1/settings", scope: herald.ScopeRead, handle: s.getSettings},
+		{method: "PUT", path: "/v1/settings", scope: herald.ScopeAdmin, handle: s.putSettings},
+		{method: "GET", path: "/v1/lifecycles", scope: herald.ScopeRead, params: lifecycleQueryParams, handle: s.findLifecycles},
+		{method: "GET", path: "/v1/lifecycles/{id}", scope: herald.ScopeRead, handle: s.getLifecycle},
+		{method: "GET", path: "/v1/profiles", scope: herald.ScopeRead, params: profileQueryParams, handle: s.findProfiles},
+		{method: "GET", path: "/v1/profiles/{id}", scope: herald.ScopeRead, handle: s.getProfile},
+		{method: "DELETE", path: "/v1/profiles/{id}", scope: herald.ScopeAdmin, handle: s.eraseProfile},
 		{method: "GET", path: "/v1/openapi.json", handle: s.openAPI},
 		{method: "GET", path: "/healthz", anyParams: true, handle: s.health},
 		{method: "GET", path: "/metrics", anyParams: true, handle: s.serveMetrics},

@@ -177,7 +177,7 @@ func value(t *testing.T, c prometheus.Counter) float64 {
 func TestMetricsRegistries(t *testing.T) {
 	t.Parallel()
 	m := newMemStore()
-	cfg := Config{Accounts: m.accountService(), Keys: m.keyService(), Events: m.eventService()}
+	cfg := m.config()
 
 	// Two servers may share a registry.
 	reg := prometheus.NewRegistry()
@@ -220,12 +220,36 @@ func TestHealth(t *testing.T) {
 
 func TestNewServerNeedsServices(t *testing.T) {
 	t.Parallel()
-	defer func() {
-		if v := recover(); v == nil || !strings.Contains(v.(string), "Config.Events") {
-			t.Errorf("recovered %v", v)
+	newServer := func(cfg Config) (panicked string) {
+		defer func() {
+			v := recover()
+			panicked, _ = v.(string)
+		}()
+		NewServer(cfg)
+		return ""
+	}
+	if v := newServer(Config{}); !strings.Contains(v, "Config.Accounts") || !strings.Contains(v, "Config.Profiles") {
+		t.Errorf("empty config: recovered %q", v)
+	}
+	m := newMemStore()
+	for name, unset := range map[string]func(*Config){
+		"Accounts":   func(c *Config) { c.Accounts = nil },
+		"Keys":       func(c *Config) { c.Keys = nil },
+		"Events":     func(c *Config) { c.Events = nil },
+		"EventTypes": func(c *Config) { c.EventTypes = nil },
+		"Settings":   func(c *Config) { c.Settings = nil },
+		"Lifecycles": func(c *Config) { c.Lifecycles = nil },
+		"Profiles":   func(c *Config) { c.Profiles = nil },
+	} {
+		cfg := m.config()
+		unset(&cfg)
+		if v := newServer(cfg); v != "httpapi.NewServer: Config."+name+" required" {
+			t.Errorf("without %s: recovered %q", name, v)
 		}
-	}()
-	NewServer(Config{})
+	}
+	if v := newServer(m.config()); v != "" {
+		t.Errorf("full config: recovered %q", v)
+	}
 }
 
 // TestSchemaCheckBites makes sure the response check can fail: answers

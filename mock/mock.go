@@ -114,3 +114,115 @@ func (a *Appender) Append(ctx context.Context, b *herald.AppendBatch) error {
 	}
 	return a.AppendFn(ctx, b)
 }
+
+// EventTypeService is a fake herald.EventTypeService.
+type EventTypeService struct {
+	FindEventTypesFn  func(ctx context.Context, accountID string) ([]*herald.EventType, error)
+	FindEventTypeFn   func(ctx context.Context, accountID, category, typ string) (*herald.EventType, error)
+	PutEventTypeFn    func(ctx context.Context, t *herald.EventType) (created bool, err error)
+	DeleteEventTypeFn func(ctx context.Context, accountID, category, typ string) error
+}
+
+var _ herald.EventTypeService = (*EventTypeService)(nil)
+
+func (s *EventTypeService) FindEventTypes(ctx context.Context, accountID string) ([]*herald.EventType, error) {
+	if s.FindEventTypesFn == nil {
+		notSet("EventTypeService.FindEventTypesFn")
+	}
+	return s.FindEventTypesFn(ctx, accountID)
+}
+
+func (s *EventTypeService) FindEventType(ctx context.Context, accountID, category, typ string) (*herald.EventType, error) {
+	if s.FindEventTypeFn == nil {
+		notSet("EventTypeService.FindEventTypeFn")
+	}
+	return s.FindEventTypeFn(ctx, accountID, category, typ)
+}
+
+func (s *EventTypeService) PutEventType(ctx context.Context, t *herald.EventType) (bool, error) {
+	if s.PutEventTypeFn == nil {
+		notSet("EventTypeService.PutEventTypeFn")
+	}
+	return s.PutEventTypeFn(ctx, t)
+}
+
+func (s *EventTypeService) DeleteEventType(ctx context.Context, accountID, category, typ string) error {
+	if s.DeleteEventTypeFn == nil {
+		notSet("EventTypeService.DeleteEventTypeFn")
+	}
+	return s.DeleteEventTypeFn(ctx, accountID, category, typ)
+}
+
+// SettingsService is a fake herald.SettingsService.
+type SettingsService struct {
+	FindSettingsFn func(ctx context.Context, accountID string) (*herald.Settings, error)
+	PutSettingsFn  func(ctx context.Context, accountID string, s *herald.Settings) error
+}
+
+var _ herald.SettingsService = (*SettingsService)(nil)
+
+func (s *SettingsService) FindSettings(ctx context.Context, accountID string) (*herald.Settings, error) {
+	if s.FindSettingsFn == nil {
+		notSet("SettingsService.FindSettingsFn")
+	}
+	return s.FindSettingsFn(ctx, accountID)
+}
+
+func (s *SettingsService) PutSettings(ctx context.Context, accountID string, settings *herald.Settings) error {
+	if s.PutSettingsFn == nil {
+		notSet("SettingsService.PutSettingsFn")
+	}
+	return s.PutSettingsFn(ctx, accountID, settings)
+}
+
+// LifecycleService is a fake herald.LifecycleService.
+type LifecycleService struct {
+	FindLifecycleFn  func(ctx context.Context, accountID, id string) (*herald.Lifecycle, error)
+	FindLifecyclesFn func(ctx context.Context, accountID string, f herald.LifecycleFilter) ([]*herald.Lifecycle, error)
+}
+
+var _ herald.LifecycleService = (*LifecycleService)(nil)
+
+func (s *LifecycleService) FindLifecycle(ctx context.Context, accountID, id string) (*herald.Lifecycle, error) {
+	if s.FindLifecycleFn == nil {
+		notSet("LifecycleService.FindLifecycleFn")
+	}
+	return s.FindLifecycleFn(ctx, accountID, id)
+}
+
+func (s *LifecycleService) FindLifecycles(ctx context.Context, accountID string, f herald.LifecycleFilter) ([]*herald.Lifecycle, error) {
+	if s.FindLifecyclesFn == nil {
+		notSet("LifecycleService.FindLifecyclesFn")
+	}
+	return s.FindLifecyclesFn(ctx, accountID, f)
+}
+
+// ProfileService is a fake herald.ProfileService.
+type ProfileService struct {
+	FindProfileFn  func(ctx context.Context, accountID, id string) (*herald.Profile, error)
+	FindProfilesFn func(ctx context.Context, accountID string, f herald.ProfileFilter) ([]*herald.Profile, error)
+	EraseProfileFn func(ctx context.Context, accountID, id string) (redacted int64, err error)
+}
+
+var _ herald.ProfileService = (*ProfileService)(nil)
+
+func (s *ProfileService) FindProfile(ctx context.Context, accountID, id string) (*herald.Profile, error) {
+	if s.FindProfileFn == nil {
+		notSet("ProfileService.FindProfileFn")
+	}
+	return s.FindProfileFn(ctx, accountID, id)
+}
+
+func (s *ProfileService) FindProfiles(ctx context.Context, accountID string, f herald.ProfileFilter) ([]*herald.Profile, error) {
+	if s.FindProfilesFn == nil {
+		notSet("ProfileService.FindProfilesFn")
+	}
+	return s.FindProfilesFn(ctx, accountID, f)
+}
+
+func (s *ProfileService) EraseProfile(ctx context.Context, accountID, id string) (int64, error) {
+	if s.EraseProfileFn == nil {
+		notSet("ProfileService.EraseProfileFn")
+	}
+	return s.EraseProfileFn(ctx, accountID, id)
+}

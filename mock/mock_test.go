@@ -33,6 +33,37 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 		},
 	}
 	appender := &mock.Appender{AppendFn: func(context.Context, *herald.AppendBatch) error { note("Append"); return nil }}
+	types := &mock.EventTypeService{
+		FindEventTypesFn: func(context.Context, string) ([]*herald.EventType, error) { note("FindEventTypes"); return nil, nil },
+		FindEventTypeFn: func(context.Context, string, string, string) (*herald.EventType, error) {
+			note("FindEventType")
+			return nil, nil
+		},
+		PutEventTypeFn:    func(context.Context, *herald.EventType) (bool, error) { note("PutEventType"); return false, nil },
+		DeleteEventTypeFn: func(context.Context, string, string, string) error { note("DeleteEventType"); return nil },
+	}
+	settings := &mock.SettingsService{
+		FindSettingsFn: func(context.Context, string) (*herald.Settings, error) { note("FindSettings"); return nil, nil },
+		PutSettingsFn:  func(context.Context, string, *herald.Settings) error { note("PutSettings"); return nil },
+	}
+	lifecycles := &mock.LifecycleService{
+		FindLifecycleFn: func(context.Context, string, string) (*herald.Lifecycle, error) {
+			note("FindLifecycle")
+			return nil, nil
+		},
+		FindLifecyclesFn: func(context.Context, string, herald.LifecycleFilter) ([]*herald.Lifecycle, error) {
+			note("FindLifecycles")
+			return nil, nil
+		},
+	}
+	profiles := &mock.ProfileService{
+		FindProfileFn: func(context.Context, string, string) (*herald.Profile, error) { note("FindProfile"); return nil, nil },
+		FindProfilesFn: func(context.Context, string, herald.ProfileFilter) ([]*herald.Profile, error) {
+			note("FindProfiles")
+			return nil, nil
+		},
+		EraseProfileFn: func(context.Context, string, string) (int64, error) { note("EraseProfile"); return 0, nil },
+	}
 
 	_ = accounts.CreateAccount(ctx, nil, nil)
 	_, _ = accounts.FindAccountByID(ctx, "")
@@ -44,8 +75,21 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	_, _ = events.FindEventByID(ctx, "", "")
 	_, _ = events.FindEvents(ctx, "", herald.EventFilter{})
 	_ = appender.Append(ctx, nil)
+	_, _ = types.FindEventTypes(ctx, "")
+	_, _ = types.FindEventType(ctx, "", "", "")
+	_, _ = types.PutEventType(ctx, nil)
+	_ = types.DeleteEventType(ctx, "", "", "")
+	_, _ = settings.FindSettings(ctx, "")
+	_ = settings.PutSettings(ctx, "", nil)
+	_, _ = lifecycles.FindLifecycle(ctx, "", "")
+	_, _ = lifecycles.FindLifecycles(ctx, "", herald.LifecycleFilter{})
+	_, _ = profiles.FindProfile(ctx, "", "")
+	_, _ = profiles.FindProfiles(ctx, "", herald.ProfileFilter{})
+	_, _ = profiles.EraseProfile(ctx, "", "")
 
-	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append"
+	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append" +
+		" FindEventTypes FindEventType PutEventType DeleteEventType FindSettings PutSettings" +
+		" FindLifecycle FindLifecycles FindProfile FindProfiles EraseProfile"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("calls\n got %s\nwant %s", got, want)
 	}

@@ -77,6 +77,10 @@ type store interface {
 	herald.AccountService
 	herald.KeyService
 	herald.EventService
+	herald.EventTypeService
+	herald.SettingsService
+	herald.LifecycleService
+	herald.ProfileService
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -121,6 +125,10 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		Accounts:   m.store,
 		Keys:       m.store,
 		Events:     m.store,
+		EventTypes: m.store,
+		Settings:   m.store,
+		Lifecycles: m.store,
+		Profiles:   m.store,
 		Appender:   m.committer,
 		Ping:       m.store.Ping,
 		Logger:     log,
