@@ -2,11 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/mock"
 )
 
 func TestGeneratorMakesValidUniqueEvents(t *testing.T) {
@@ -63,4 +66,38 @@ func BenchmarkAppendBatch(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+}
+
+// TestGeneratorPassesTheBuiltinCatalog checks that the generated events are
+// what the built-in types accept, so that a benchmark measures storing
+// validated events, not refusing them; and that --unregistered events are
+// of no registered type.
+func TestGeneratorPassesTheBuiltinCatalog(t *testing.T) {
+	t.Parallel()
+	cat := catalog.New(
+		&mock.EventTypeService{FindEventTypesFn: func(context.Context, string) ([]*herald.EventType, error) { return nil, nil }},
+		&mock.SettingsService{FindSettingsFn: func(context.Context, string) (*herald.Settings, error) { return herald.DefaultSettings(), nil }},
+		catalog.Options{},
+	)
+	g := newGenerator("run1", 100, time.Now())
+	raw := newGenerator("run1", 100, time.Now())
+	raw.typeSuffix = "Raw"
+	for i := range 400 {
+		e, err := herald.ParseEvent(g.appendEvent(nil, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.Prepare(t.Context(), "acme", e); err != nil {
+			t.Fatalf("event %d (%s/%s): %v", i, e.Category, e.Type, err)
+		}
+		if e.Def == nil {
+			t.Fatalf("event %d (%s/%s) is of no registered type", i, e.Category, e.Type)
+		}
+		if e, err = herald.ParseEvent(raw.appendEvent(nil, i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.Prepare(t.Context(), "acme", e); err != nil || e.Def != nil {
+			t.Fatalf("unregistered event %d (%s/%s): def %v, err %v", i, e.Category, e.Type, e.Def, err)
+		}
+	}
 }
