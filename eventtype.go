@@ -32,7 +32,7 @@ type EventType struct {
 	// Transitions, when set, lists for each status the statuses that may
 	// follow it in a lifecycle (by occurredAt). A status that is not a
 	// key may be followed by none. Repeating a non-terminal status is
-	// always allowed. Nil allows any order.
+	// always allowed. Nil or empty allows any order.
 	Transitions map[string][]string `json:"transitions,omitempty"`
 	// LifecycleIDPointer is the JSON Pointer, into the event's data (it
 	// starts with /data/), of the value that becomes eventLifecycleId when
@@ -113,7 +113,7 @@ func (t *EventType) Persists(status string) bool {
 
 // Allows reports whether status to may follow status from in a lifecycle.
 func (t *EventType) Allows(from, to string) bool {
-	if t == nil || t.Transitions == nil || from == "" || to == "" {
+	if t == nil || len(t.Transitions) == 0 || from == "" || to == "" {
 		return true
 	}
 	if from == to && !t.Terminal(from) {
@@ -317,6 +317,7 @@ type SettingsService interface {
 	// FindSettings returns the account's settings, DefaultSettings if it
 	// has changed none, and ENOTFOUND if there is no such account.
 	FindSettings(ctx context.Context, accountID string) (*Settings, error)
-	// PutSettings replaces the account's settings.
+	// PutSettings replaces the account's settings; ENOTFOUND if there is
+	// no such account.
 	PutSettings(ctx context.Context, accountID string, s *Settings) error
 }

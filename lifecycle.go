@@ -27,7 +27,9 @@ type Lifecycle struct {
 	// Status is the current status: "" while no event has had one.
 	Status   string `json:"status,omitempty"`
 	Terminal bool   `json:"terminal"`
-	// EntityID is the entity of the first event that had one.
+	// EntityID is the entity of the first event stored that had one. The
+	// events of a lifecycle are about one entity; if they name several,
+	// this one field depends on arrival order.
 	EntityID string          `json:"entityId,omitempty"`
 	History  []LifecycleStep `json:"history"`
 	// Data merges the data of the lifecycle's events.
@@ -134,7 +136,7 @@ func (l *Lifecycle) check(e *Event, t *EventType) error {
 		return FieldErrorf("/eventLifecycleId", "%q is a lifecycle of type %s/%s; an event of type %s/%s cannot join it",
 			l.ID, l.Category, l.Type, e.Category, e.Type)
 	}
-	if e.EventStatus == "" || t == nil || t.Transitions == nil {
+	if e.EventStatus == "" || t == nil || len(t.Transitions) == 0 {
 		return nil
 	}
 	pos := l.position(StampOf(e))
@@ -277,6 +279,7 @@ type LifecycleService interface {
 	// FindLifecycle returns ENOTFOUND if the account has no such
 	// lifecycle. Events are not filled.
 	FindLifecycle(ctx context.Context, accountID, id string) (*Lifecycle, error)
-	// FindLifecycles returns up to f.Limit lifecycles, without Events.
+	// FindLifecycles returns up to f.Limit lifecycles, without Events;
+	// EINVALID if f.Limit is not positive.
 	FindLifecycles(ctx context.Context, accountID string, f LifecycleFilter) ([]*Lifecycle, error)
 }

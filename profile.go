@@ -129,7 +129,8 @@ type ProfileFilter struct {
 	SeenAfter  time.Time
 	SeenBefore time.Time
 	// Attribute and Value, when both set, keep profiles whose attribute
-	// of that name holds that JSON value (compared as stored).
+	// of that name holds that JSON value, compared as JSON values (key
+	// order and white space do not matter; "1" is not 1).
 	Attribute string
 	Value     json.RawMessage
 	// AfterSeq returns only profiles whose FirstSeq is greater: the
@@ -143,13 +144,16 @@ type ProfileFilter struct {
 type ProfileService interface {
 	// FindProfile returns ENOTFOUND if the account has no such profile.
 	FindProfile(ctx context.Context, accountID, id string) (*Profile, error)
-	// FindProfiles returns up to f.Limit profiles.
+	// FindProfiles returns up to f.Limit profiles; EINVALID if f.Limit is
+	// not positive.
 	FindProfiles(ctx context.Context, accountID string, f ProfileFilter) ([]*Profile, error)
 	// EraseProfile deletes the profile and, in the same transaction,
 	// redacts the personal data of the entity's events and lifecycles
 	// (right to erasure): each event keeps its envelope but loses data and
-	// host and gains redacted: true; each lifecycle loses its merged data.
-	// It returns how many events it redacted, and ENOTFOUND if the account
-	// has neither a profile nor events of that entity.
+	// host and gains redacted: true; each lifecycle an event of the entity
+	// joined loses its merged data, whoever its EntityID names. It returns
+	// how many events it redacted (events redacted before are not counted
+	// again), and ENOTFOUND if the account has neither a profile nor events
+	// of that entity.
 	EraseProfile(ctx context.Context, accountID, id string) (redacted int64, err error)
 }
