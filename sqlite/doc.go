@@ -1,6 +1,7 @@
-// Package sqlite implements Herald's accounts, API keys and events on an
-// embedded SQLite database (modernc.org/sqlite: pure Go, no cgo), so that
-// `herald serve` needs no other service.
+// Package sqlite implements Herald's accounts, API keys, events, event
+// types, settings, lifecycles and profiles on an embedded SQLite database
+// (modernc.org/sqlite: pure Go, no cgo), so that `herald serve` needs no
+// other service.
 //
 // The database runs in WAL mode with synchronous=FULL: a commit that
 // returned is on disk. A Store holds one write connection, so that writes
@@ -9,10 +10,17 @@
 // has one writer at a time, seqs are assigned and become visible in commit
 // order: a reader paging by seq never skips an event.
 //
+// AppendEvents follows herald.PlanAppend: inside its write transaction it
+// reads what the plan needs (last seqs, stored ids, the lifecycles and
+// profiles the events touch: one query per account and kind), and writes
+// the events with their lifecycles and profiles in the same commit, so that
+// a crash never leaves them apart.
+//
 // Commits append to the WAL only; a background goroutine owned by the Store
 // copies the WAL into the database file (checkpoints), so that no request
 // pays for it.
 //
 // The schema lives in migrations/*.sql, embedded in the binary and applied
-// in order by Open.
+// in order by Open; a migration that needs the domain's rules has a step in
+// Go as well (see migrationStep).
 package sqlite

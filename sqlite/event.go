@@ -7,15 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/heraldhq/herald"
 )
-
-const insertEvent = `INSERT INTO events (
-	account_id, seq, id, category, type, event_status, event_lifecycle_id, core_customer_id,
-	agent_id, session_id, primary_id, origin, occurred_at, received_at, hash, body
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // blockBits sets the size of the blocks of event_blocks: 1 << blockBits
 // seqs.
@@ -30,21 +24,23 @@ type blockKey struct {
 // occurredRange is the span of occurred_at (unix micros) in one block.
 type occurredRange struct{ min, max int64 }
 
-// storedEvent is what deciding about a resent id needs of an event that
-// is already stored.
-type storedEvent struct {
-	seq        int64
-	receivedAt time.Time
-	hash       string
-}
-
 // Statements of AppendEvents, prepared once on the write connection: the
-// SQL text is parsed at Open, not at every commit.
+// SQL text is parsed at Open, not at every commit. The lookups take a JSON
+// array of ids, so that each is one query per account whatever the number
+// of ids.
 const (
 	selectLastSeq = "SELECT last_seq FROM accounts WHERE id = ?"
 	updateLastSeq = "UPDATE accounts SET last_seq = ? WHERE id = ?"
 	selectStored  = `SELECT id, seq, received_at, hash FROM events
 		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	selectLifecyclesIn = "SELECT " + lifecycleColumns + ` FROM lifecycles
+		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	selectProfilesIn = "SELECT " + profileColumns + ` FROM profiles
+		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	insertEvent = `INSERT INTO events (
+		account_id, seq, id, category, type, event_status, event_lifecycle_id, core_customer_id,
+		agent_id, session_id, primary_id, origin, occurred_at, received_at, hash, body, entity_id
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	upsertBlock = `INSERT INTO event_blocks (account_id, block, min_occurred_at, max_occurred_at)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (account_id, block) DO UPDATE SET
@@ -54,41 +50,49 @@ const (
 
 // writeStmts are the prepared statements of AppendEvents.
 type writeStmts struct {
-	lastSeq, updateSeq, stored, insert, block *sql.Stmt
+	lastSeq, updateSeq, stored, lifecycles, profiles *sql.Stmt
+	insert, lifecycle, profile, block                *sql.Stmt
+}
+
+func (w *writeStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{
+		&w.lastSeq, &w.updateSeq, &w.stored, &w.lifecycles, &w.profiles,
+		&w.insert, &w.lifecycle, &w.profile, &w.block,
+	}
 }
 
 func prepareWrites(ctx context.Context, db *sql.DB) (*writeStmts, error) {
-	var w writeStmts
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&w.lastSeq, selectLastSeq}, {&w.updateSeq, updateLastSeq}, {&w.stored, selectStored},
-		{&w.insert, insertEvent}, {&w.block, upsertBlock},
-	} {
-		stmt, err := db.PrepareContext(ctx, p.sql)
-		if err != nil {
+	w := &writeStmts{}
+	texts := []string{
+		selectLastSeq, updateLastSeq, selectStored, selectLifecyclesIn, selectProfilesIn,
+		insertEvent, upsertLifecycle, upsertProfile, upsertBlock,
+	}
+	for i, stmt := range w.all() {
+		var err error
+		if *stmt, err = db.PrepareContext(ctx, texts[i]); err != nil {
 			w.close()
 			return nil, err
 		}
-		*p.stmt = stmt
 	}
-	return &w, nil
+	return w, nil
 }
 
 func (w *writeStmts) close() {
-	for _, stmt := range []*sql.Stmt{w.lastSeq, w.updateSeq, w.stored, w.insert, w.block} {
-		if stmt != nil {
-			stmt.Close()
+	for _, stmt := range w.all() {
+		if *stmt != nil {
+			(*stmt).Close()
 		}
 	}
 }
 
-// AppendEvents stores the events of all batches in one transaction: see
-// herald.EventService. Stored events get Seq, AccountID and Body set.
+// AppendEvents stores the events of all batches, and the lifecycles and
+// profiles they change, in one transaction: see herald.EventService and
+// herald.PlanAppend. Stored events get Seq, AccountID and Body set.
 func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) (err error) {
-	for _, b := range batches {
-		b.Results = make([]herald.AppendResult, len(b.Events))
+	for bi, b := range batches {
+		if b == nil {
+			return fmt.Errorf("append events: batch %d is nil", bi)
+		}
 		for i, e := range b.Events {
 			if e == nil || e.ID == "" || e.Hash == "" {
 				return fmt.Errorf("append events: event %d of account %s is not complete", i, b.AccountID)
@@ -110,23 +114,16 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	}
 	defer tx.Rollback()
 
-	a := &appender{
-		tx:      tx,
-		stmts:   s.writes,
-		lastSeq: map[string]int64{},
-		stored:  map[string]map[string]storedEvent{},
-		blocks:  map[blockKey]occurredRange{},
+	st, err := s.appendState(ctx, tx, herald.KeysOf(batches))
+	if err != nil {
+		return fmt.Errorf("append events: %w", err)
 	}
-	if err := a.lookUp(ctx, batches); err != nil {
+	plan, err := herald.PlanAppend(batches, st, nil)
+	if err != nil {
 		return err
 	}
-	for _, b := range batches {
-		if err := a.append(ctx, b); err != nil {
-			return err
-		}
-	}
-	if err := a.finish(ctx); err != nil {
-		return err
+	if err := s.writePlan(ctx, tx, plan); err != nil {
+		return fmt.Errorf("append events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append events: %w", err)
@@ -134,169 +131,157 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	return nil
 }
 
-// appender is one AppendEvents transaction under way.
-type appender struct {
-	tx      *sql.Tx
-	stmts   *writeStmts
-	lastSeq map[string]int64 // by account, as this transaction moved it
-	// stored holds, by account and id, the events with an id of this call
-	// that are stored already or are being stored by it.
-	stored map[string]map[string]storedEvent
-	blocks map[blockKey]occurredRange
-}
-
-// lookUp reads, with one query per account, each account's last seq and
-// the stored events that have the ids of the call's events.
-func (a *appender) lookUp(ctx context.Context, batches []*herald.AppendBatch) error {
-	ids := map[string][]string{}
-	var accounts []string
-	for _, b := range batches {
-		if _, ok := ids[b.AccountID]; !ok {
-			accounts = append(accounts, b.AccountID)
-		}
-		for _, e := range b.Events {
-			ids[b.AccountID] = append(ids[b.AccountID], e.ID)
-		}
+// appendState reads what PlanAppend needs to know about k, with one query
+// per account and kind of thing.
+func (s *Store) appendState(ctx context.Context, tx *sql.Tx, k herald.AppendKeys) (*herald.AppendState, error) {
+	st := &herald.AppendState{
+		LastSeq:    map[string]int64{},
+		Stored:     map[herald.Ref]herald.StoredEvent{},
+		Lifecycles: map[herald.Ref]*herald.Lifecycle{},
+		Profiles:   map[herald.Ref]*herald.Profile{},
 	}
-	lastSeq, stored := a.tx.StmtContext(ctx, a.stmts.lastSeq), a.tx.StmtContext(ctx, a.stmts.stored)
-	for _, acct := range accounts {
+	events, lifecycles, profiles := idsByAccount(k.Events), idsByAccount(k.Lifecycles), idsByAccount(k.Profiles)
+	lastSeq := tx.StmtContext(ctx, s.writes.lastSeq)
+	for _, acct := range k.Accounts {
 		var last int64
 		err := lastSeq.QueryRowContext(ctx, acct).Scan(&last)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return herald.Errorf(herald.ENOTFOUND, "account %q not found", acct)
+			continue // PlanAppend refuses the call
 		case err != nil:
-			return fmt.Errorf("append events to %s: %w", acct, err)
+			return nil, fmt.Errorf("read last seq of %s: %w", acct, err)
 		}
-		a.lastSeq[acct] = last
-		found, err := findStored(ctx, stored, acct, ids[acct])
+		st.LastSeq[acct] = last
+
+		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.stored), acct, events[acct], func(rows *sql.Rows) error {
+			var id string
+			var se herald.StoredEvent
+			var receivedAt int64
+			if err := rows.Scan(&id, &se.Seq, &receivedAt, &se.Hash); err != nil {
+				return err
+			}
+			se.ReceivedAt = fromMicros(receivedAt)
+			st.Stored[herald.Ref{AccountID: acct, ID: id}] = se
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("append events to %s: %w", acct, err)
+			return nil, fmt.Errorf("read stored events of %s: %w", acct, err)
 		}
-		a.stored[acct] = found
+		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.lifecycles), acct, lifecycles[acct], func(rows *sql.Rows) error {
+			l, err := scanLifecycle(rows, acct)
+			if err == nil {
+				st.Lifecycles[herald.Ref{AccountID: acct, ID: l.ID}] = l
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read lifecycles of %s: %w", acct, err)
+		}
+		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.profiles), acct, profiles[acct], func(rows *sql.Rows) error {
+			p, err := scanProfile(rows, acct)
+			if err == nil {
+				st.Profiles[herald.Ref{AccountID: acct, ID: p.ID}] = p
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read profiles of %s: %w", acct, err)
+		}
 	}
-	return nil
+	return st, nil
 }
 
-// append decides about b's events and inserts those to store.
-func (a *appender) append(ctx context.Context, b *herald.AppendBatch) error {
-	stored := a.stored[b.AccountID]
-	a.lastSeq[b.AccountID] = decide(b, stored, a.lastSeq[b.AccountID])
-
-	insert := a.tx.StmtContext(ctx, a.stmts.insert)
-	var err error
-	for i, e := range b.Events {
-		r := b.Results[i]
-		if r.Err != nil || r.Duplicate {
-			continue
-		}
-		// Later batches of this call see this event as stored.
-		stored[e.ID] = storedEvent{seq: r.Seq, receivedAt: r.ReceivedAt, hash: e.Hash}
-		e.Seq, e.AccountID = r.Seq, b.AccountID
-		if e.Body, err = herald.MarshalEvent(e); err != nil {
-			return fmt.Errorf("append event %s to %s: %w", e.ID, b.AccountID, err)
-		}
-		if _, err := insert.ExecContext(ctx,
-			b.AccountID, e.Seq, e.ID, e.Category, e.Type, nullIfEmpty(e.EventStatus),
-			nullIfEmpty(e.EventLifecycleID), nullIfEmpty(e.CoreCustomerID), nullIfEmpty(e.AgentID),
-			nullIfEmpty(e.SessionID), nullIfEmpty(e.PrimaryID), e.Origin, micros(e.OccurredAt),
-			micros(e.ReceivedAt), e.Hash, e.Body,
-		); err != nil {
-			return fmt.Errorf("append event %s to %s: %w", e.ID, b.AccountID, err)
-		}
-		k, at := blockKey{b.AccountID, e.Seq >> blockBits}, micros(e.OccurredAt)
-		if r, ok := a.blocks[k]; ok {
-			a.blocks[k] = occurredRange{min(r.min, at), max(r.max, at)}
-		} else {
-			a.blocks[k] = occurredRange{at, at}
-		}
+// idsByAccount groups the ids of refs by account.
+func idsByAccount(refs []herald.Ref) map[string][]string {
+	ids := map[string][]string{}
+	for _, r := range refs {
+		ids[r.AccountID] = append(ids[r.AccountID], r.ID)
 	}
-	return nil
+	return ids
 }
 
-// finish records each account's last seq and the occurred_at range of the
-// blocks that received events.
-func (a *appender) finish(ctx context.Context) error {
-	update := a.tx.StmtContext(ctx, a.stmts.updateSeq)
-	for accountID, last := range a.lastSeq {
-		if _, err := update.ExecContext(ctx, last, accountID); err != nil {
-			return fmt.Errorf("append events to %s: %w", accountID, err)
-		}
+// queryIn runs stmt, one of the lookups that take an account and a JSON
+// array of ids, and calls scan for each row. No ids, no query.
+func queryIn(ctx context.Context, stmt *sql.Stmt, accountID string, ids []string, scan func(*sql.Rows) error) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	block := a.tx.StmtContext(ctx, a.stmts.block)
-	for k, r := range a.blocks {
-		if _, err := block.ExecContext(ctx, k.accountID, k.block, r.min, r.max); err != nil {
-			return fmt.Errorf("append events to %s: %w", k.accountID, err)
-		}
-	}
-	return nil
-}
-
-// findStored returns the stored events of the account that have one of
-// the ids, by id, in one query.
-func findStored(ctx context.Context, stmt *sql.Stmt, accountID string, ids []string) (map[string]storedEvent, error) {
 	list, err := json.Marshal(ids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rows, err := stmt.QueryContext(ctx, accountID, list)
+	rows, err := stmt.QueryContext(ctx, accountID, string(list))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	found := map[string]storedEvent{}
 	for rows.Next() {
-		var id string
-		var se storedEvent
-		var receivedAt int64
-		if err := rows.Scan(&id, &se.seq, &receivedAt, &se.hash); err != nil {
-			return nil, err
+		if err := scan(rows); err != nil {
+			return err
 		}
-		se.receivedAt = fromMicros(receivedAt)
-		found[id] = se
 	}
-	return found, rows.Err()
+	return rows.Err()
 }
 
-// decide fills b.Results given the events already stored and the
-// account's last seq, and returns the last seq after b. It is the rule of
-// herald.AppendResult: an id stored with the same hash is a duplicate, with
-// a different hash a conflict; an atomic batch with a conflict stores
-// nothing and takes no seq.
-func decide(b *herald.AppendBatch, stored map[string]storedEvent, last int64) int64 {
-	next := last
-	failed := -1
-	batch := map[string]storedEvent{} // new events of b, by id
-	for i, e := range b.Events {
-		prior, ok := stored[e.ID]
-		if !ok {
-			prior, ok = batch[e.ID]
+// writePlan stores what PlanAppend decided: the new events, the
+// lifecycles and profiles they changed, each account's last seq, and the
+// occurred_at range of the blocks that received events.
+func (s *Store) writePlan(ctx context.Context, tx *sql.Tx, plan *herald.AppendPlan) error {
+	insert := tx.StmtContext(ctx, s.writes.insert)
+	blocks := map[blockKey]occurredRange{}
+	for _, e := range plan.Events {
+		var err error
+		if e.Body, err = herald.MarshalEvent(e); err != nil {
+			return fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
-		switch {
-		case ok && prior.hash == e.Hash:
-			b.Results[i] = herald.AppendResult{Seq: prior.seq, ReceivedAt: prior.receivedAt, Duplicate: true}
-		case ok:
-			b.Results[i] = herald.AppendResult{Err: herald.Errorf(herald.ECONFLICT,
-				"event id %q is taken by an event with different content", e.ID)}
-			if failed < 0 {
-				failed = i
-			}
-		default:
-			next++
-			batch[e.ID] = storedEvent{seq: next, receivedAt: e.ReceivedAt, hash: e.Hash}
-			b.Results[i] = herald.AppendResult{Seq: next, ReceivedAt: e.ReceivedAt}
+		if _, err := insert.ExecContext(ctx,
+			e.AccountID, e.Seq, e.ID, e.Category, e.Type, nullIfEmpty(e.EventStatus),
+			nullIfEmpty(e.EventLifecycleID), nullIfEmpty(e.CoreCustomerID), nullIfEmpty(e.AgentID),
+			nullIfEmpty(e.SessionID), nullIfEmpty(e.PrimaryID), e.Origin, micros(e.OccurredAt),
+			micros(e.ReceivedAt), e.Hash, e.Body, nullIfEmpty(e.EntityID()),
+		); err != nil {
+			return fmt.Errorf("insert event %s of %s: %w", e.ID, e.AccountID, err)
+		}
+		k, at := blockKey{e.AccountID, e.Seq >> blockBits}, micros(e.OccurredAt)
+		if r, ok := blocks[k]; ok {
+			blocks[k] = occurredRange{min(r.min, at), max(r.max, at)}
+		} else {
+			blocks[k] = occurredRange{at, at}
 		}
 	}
-	if !b.Atomic || failed < 0 {
-		return next
-	}
-	for i, e := range b.Events {
-		if b.Results[i].Err == nil {
-			b.Results[i] = herald.AppendResult{Err: herald.Errorf(herald.ECONFLICT,
-				"event %q not stored: the batch is atomic and event %d (id %q) failed", e.ID, failed, b.Events[failed].ID)}
+	upsert := tx.StmtContext(ctx, s.writes.lifecycle)
+	for _, l := range plan.Lifecycles {
+		args, err := lifecycleArgs(l)
+		if err == nil {
+			_, err = upsert.ExecContext(ctx, args...)
+		}
+		if err != nil {
+			return fmt.Errorf("store lifecycle %s of %s: %w", l.ID, l.AccountID, err)
 		}
 	}
-	return last
+	upsert = tx.StmtContext(ctx, s.writes.profile)
+	for _, p := range plan.Profiles {
+		args, err := profileArgs(p)
+		if err == nil {
+			_, err = upsert.ExecContext(ctx, args...)
+		}
+		if err != nil {
+			return fmt.Errorf("store profile %s of %s: %w", p.ID, p.AccountID, err)
+		}
+	}
+	update := tx.StmtContext(ctx, s.writes.updateSeq)
+	for acct, last := range plan.LastSeq {
+		if _, err := update.ExecContext(ctx, last, acct); err != nil {
+			return fmt.Errorf("move last seq of %s: %w", acct, err)
+		}
+	}
+	block := tx.StmtContext(ctx, s.writes.block)
+	for k, r := range blocks {
+		if _, err := block.ExecContext(ctx, k.accountID, k.block, r.min, r.max); err != nil {
+			return fmt.Errorf("update block %d of %s: %w", k.block, k.accountID, err)
+		}
+	}
+	return nil
 }
 
 // FindEventByID returns ENOTFOUND if the account has no such event.
@@ -325,6 +310,7 @@ func filterColumns(f herald.EventFilter) []struct{ column, value string } {
 		{"event_status", f.EventStatus},
 		{"event_lifecycle_id", f.EventLifecycleID},
 		{"core_customer_id", f.CoreCustomerID},
+		{"entity_id", f.EntityID},
 		{"agent_id", f.AgentID},
 		{"session_id", f.SessionID},
 		{"primary_id", f.PrimaryID},

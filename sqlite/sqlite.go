@@ -1,9 +1,11 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,8 +53,9 @@ type Options struct {
 }
 
 // Store is Herald's data on one SQLite database file. It implements
-// herald.AccountService, herald.KeyService and herald.EventService, and is
-// safe for concurrent use.
+// herald.AccountService, herald.KeyService, herald.EventService,
+// herald.EventTypeService, herald.SettingsService, herald.LifecycleService
+// and herald.ProfileService, and is safe for concurrent use.
 type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB // several query-only connections
@@ -80,8 +83,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{logger: logger}
-	var err error
-	s.write, err = openPool(path, 1, busyTimeout, url.Values{
+	drv, err := newDriver()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.write, err = openPool(drv, path, 1, busyTimeout, url.Values{
 		// BEGIN IMMEDIATE takes the write lock at once, so that a second
 		// process's writer waits (busy_timeout) instead of failing when
 		// its read snapshot turns out to be stale at its first write.
@@ -116,7 +122,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: prepare statements on %s: %w", path, err)
 	}
 
-	s.read, err = openPool(path, max(4, runtime.NumCPU()), busyTimeout, url.Values{"_pragma": {"query_only(1)"}})
+	s.read, err = openPool(drv, path, max(4, runtime.NumCPU()), busyTimeout, url.Values{"_pragma": {"query_only(1)"}})
 	if err == nil {
 		err = s.read.PingContext(ctx)
 	}
@@ -124,7 +130,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
 	}
-	s.ckpt, err = openPool(path, 1, checkpointBusyTimeout, url.Values{"_pragma": {"synchronous(FULL)"}})
+	s.ckpt, err = openPool(drv, path, 1, checkpointBusyTimeout, url.Values{"_pragma": {"synchronous(FULL)"}})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s for checkpoints: %w", path, err)
@@ -164,15 +170,12 @@ func (s *Store) checkpoint(ctx context.Context, mode string) (frames int, err er
 	return frames, err
 }
 
-// openPool opens a pool of up to n connections on path that wait up to
-// busy for a lock, with params.
-func openPool(path string, n int, busy time.Duration, params url.Values) (*sql.DB, error) {
+// openPool opens a pool of up to n connections of drv on path that wait
+// up to busy for a lock, with params.
+func openPool(drv *sqlite3.Driver, path string, n int, busy time.Duration, params url.Values) (*sql.DB, error) {
 	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	params.Add("_pragma", "foreign_keys(1)")
-	db, err := sql.Open("sqlite", path+"?"+params.Encode())
-	if err != nil {
-		return nil, err
-	}
+	db := sql.OpenDB(connector{drv, path + "?" + params.Encode()})
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxLifetime(0)
@@ -228,6 +231,11 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 		}
 		if _, err := tx.ExecContext(ctx, string(script)); err != nil {
 			return fmt.Errorf("%s: %w", version, err)
+		}
+		if step := migrationStep(version); step != nil {
+			if err := step(ctx, tx); err != nil {
+				return fmt.Errorf("%s: %w", version, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
 			version, time.Now().UnixMicro()); err != nil {
@@ -293,3 +301,16 @@ func nullIfEmpty(s string) any {
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// encodeJSON returns v as JSON text for a TEXT column: compact and without
+// HTML escaping, as herald.MarshalEvent writes events, so that values a
+// client sent come back as it wrote them.
+func encodeJSON(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimRight(buf.Bytes(), "\n")), nil
+}

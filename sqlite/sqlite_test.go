@@ -109,3 +109,52 @@ func BenchmarkAppendEvents(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendLogins measures the whole AppendEvents path for events
+// of a registered type: batches of 100 built-in logins, each attempted
+// then succeeded in the same batch, so that every event updates a
+// lifecycle and a profile, and every second one writes attributes.
+func BenchmarkAppendLogins(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "herald.db"))
+	if err := s.CreateAccount(b.Context(), &herald.Account{ID: "bench", Name: "Bench"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	var login *herald.EventType
+	for _, t := range herald.BuiltinEventTypes() {
+		if t.Key() == "authentication/login" {
+			login = t
+		}
+	}
+	now := time.Now()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		events := make([]*herald.Event, 100)
+		for i := range events {
+			status := [2]string{"attempted", "succeeded"}[n%2]
+			raw := fmt.Sprintf(`{"id":"ev-%d","category":"authentication","type":"login","eventStatus":%q,`+
+				`"eventLifecycleId":"login-%d","coreCustomerId":"cust-%d",`+
+				`"data":{"external_login_id":"login-%d","ip_address":"192.0.2.%d","login_method":"password"}}`,
+				n, status, n/2, (n/2)%1000, n/2, n%250)
+			e, err := herald.ParseEvent([]byte(raw))
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.Complete(now, herald.OriginAPI, nil)
+			e.Def = login
+			events[i] = e
+			n++
+		}
+		b.StartTimer()
+		batch := &herald.AppendBatch{AccountID: "bench", Events: events}
+		if err := s.AppendEvents(b.Context(), []*herald.AppendBatch{batch}); err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range batch.Results {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

@@ -15,7 +15,15 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 	_, key := newAccount(t, s, "acme")
 	now := baseTime.Add(time.Minute)
 	stored := loginEvent(t, "stored", "x", now)
-	appendOne(t, s, "acme", stored)
+	job := jobType("acme")
+	if _, err := s.PutEventType(t.Context(), job); err != nil {
+		t.Fatalf("PutEventType: %v", err)
+	}
+	tracked := typedEvent(t, job, map[string]any{
+		"id": "tracked", "eventLifecycleId": "J1", "eventStatus": "running", "coreCustomerId": "C1",
+		"occurredAt": baseTime, "data": map[string]any{"owner": "Ann"},
+	}, now)
+	appendOne(t, s, "acme", stored, tracked)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -38,6 +46,19 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 		}},
 		{"FindEventByID", func() error { _, err := s.FindEventByID(ctx, "acme", "stored"); return err }},
 		{"FindEvents", func() error { _, err := s.FindEvents(ctx, "acme", herald.EventFilter{Limit: 10}); return err }},
+		{"FindEventTypes", func() error { _, err := s.FindEventTypes(ctx, "acme"); return err }},
+		{"FindEventType", func() error { _, err := s.FindEventType(ctx, "acme", "jobs", "job"); return err }},
+		{"PutEventType", func() error { _, err := s.PutEventType(ctx, simpleType("acme", "misc", "cancelled")); return err }},
+		{"DeleteEventType", func() error { return s.DeleteEventType(ctx, "acme", "jobs", "job") }},
+		{"FindSettings", func() error { _, err := s.FindSettings(ctx, "acme"); return err }},
+		{"PutSettings", func() error {
+			return s.PutSettings(ctx, "acme", &herald.Settings{UnknownTypes: herald.UnknownTypesReject})
+		}},
+		{"FindLifecycle", func() error { _, err := s.FindLifecycle(ctx, "acme", "J1"); return err }},
+		{"FindLifecycles", func() error { _, err := s.FindLifecycles(ctx, "acme", herald.LifecycleFilter{Limit: 10}); return err }},
+		{"FindProfile", func() error { _, err := s.FindProfile(ctx, "acme", "C1"); return err }},
+		{"FindProfiles", func() error { _, err := s.FindProfiles(ctx, "acme", herald.ProfileFilter{Limit: 10}); return err }},
+		{"EraseProfile", func() error { _, err := s.EraseProfile(ctx, "acme", "C1"); return err }},
 	} {
 		if err := tc.call(); err == nil {
 			t.Errorf("%s with a cancelled context: no error", tc.name)
@@ -52,5 +73,20 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 	if err != nil || len(keys) != 1 {
 		t.Errorf("keys after cancelled calls = %v, %v; want only the first", keyNames(keys), err)
 	}
-	wantSeqs(t, s, "acme", []string{"stored"})
+	wantSeqs(t, s, "acme", []string{"stored", "tracked"})
+	if _, err := s.FindEventType(t.Context(), "acme", "misc", "cancelled"); herald.ErrorCode(err) != herald.ENOTFOUND {
+		t.Errorf("type created with a cancelled context: FindEventType = %v", err)
+	}
+	if _, err := s.FindEventType(t.Context(), "acme", "jobs", "job"); err != nil {
+		t.Errorf("type deleted with a cancelled context: FindEventType = %v", err)
+	}
+	if got, err := s.FindSettings(t.Context(), "acme"); err != nil || *got != *herald.DefaultSettings() {
+		t.Errorf("settings after a cancelled PutSettings = %+v, %v; want the defaults", got, err)
+	}
+	if _, err := s.FindProfile(t.Context(), "acme", "C1"); err != nil {
+		t.Errorf("profile erased with a cancelled context: FindProfile = %v", err)
+	}
+	if e, err := s.FindEventByID(t.Context(), "acme", "tracked"); err != nil || e.Redacted || len(e.Data) == 0 {
+		t.Errorf("event redacted with a cancelled context: FindEventByID = %+v, %v", e, err)
+	}
 }

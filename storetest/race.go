@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,4 +329,143 @@ func seqOf(e *herald.Event, ok bool) string {
 		return "no such event"
 	}
 	return fmt.Sprintf("seq %d", e.Seq)
+}
+
+// testTrackingFromTwoNodes has writers on two nodes append the events of a
+// few lifecycles and profiles at once, each writer in an order of its own,
+// and some events sent by both nodes. A store that reads a lifecycle or a
+// profile before it holds the account's lock, or writes one back over the
+// changes of a call that committed meanwhile, loses updates. Every
+// lifecycle and profile must end as applying the stored events one by one,
+// in seq order, leaves it; since no two events share an occurredAt, that is
+// also what any other order would give.
+func testTrackingFromTwoNodes(t *testing.T, newDB NewDatabase) {
+	open := newDB(t)
+	nodes := []Store{open(), open()}
+	newAccount(t, nodes[0], "acme")
+	job := jobType("acme") // no transitions: no event is refused
+
+	const (
+		numLifecycles  = 6
+		perLifecycle   = 50
+		numLoose       = 60 // events of an entity but of no lifecycle
+		numEntities    = 3
+		writersPerNode = 4
+		resendEvery    = 7 // one event in 7 is sent by both nodes
+	)
+	total := numLifecycles*perLifecycle + numLoose
+	rng := rand.New(rand.NewPCG(4, 4))
+	occurred := rng.Perm(total)
+	statuses := job.StatusNames()
+	type spec struct {
+		def    *herald.EventType
+		fields map[string]any
+	}
+	specs := make([]spec, total)
+	for i := range specs {
+		f := map[string]any{"id": fmt.Sprintf("ev-%03d", i), "occurredAt": sec(occurred[i])}
+		if i < numLifecycles*perLifecycle {
+			l := i % numLifecycles
+			f["eventLifecycleId"] = fmt.Sprintf("J%d", l)
+			f["eventStatus"] = statuses[rng.IntN(len(statuses))]
+			f["coreCustomerId"] = fmt.Sprintf("C%d", l%numEntities)
+			f["data"] = map[string]any{"n": i, fmt.Sprintf("f%d", i%4): i}
+			specs[i] = spec{job, f}
+			continue
+		}
+		f["category"], f["type"] = "jobs", "ping"
+		f["agentId"], f["agentType"] = fmt.Sprintf("C%d", i%numEntities), "customer"
+		f["data"] = map[string]any{"n": i}
+		specs[i] = spec{nil, f}
+	}
+
+	numWriters := len(nodes) * writersPerNode
+	sends := make([][]int, numWriters) // spec indexes, by writer
+	for k, i := range rng.Perm(total) {
+		w := k % numWriters
+		sends[w] = append(sends[w], i)
+		if i%resendEvery == 0 {
+			other := (w + writersPerNode) % numWriters // the same writer number on the other node
+			sends[other] = append(sends[other], i)
+		}
+	}
+	var writers []*raceWriter
+	for w, list := range sends {
+		n := w / writersPerNode
+		rng.Shuffle(len(list), func(a, b int) { list[a], list[b] = list[b], list[a] })
+		var events []*herald.Event
+		for _, i := range list {
+			// Each copy is an event of its own: AppendEvents writes Seq into it.
+			events = append(events, typedEvent(t, specs[i].def, specs[i].fields, baseTime.Add(time.Duration(n+1)*time.Minute)))
+		}
+		writers = append(writers, &raceWriter{
+			name:  fmt.Sprintf("node %d writer %d", n, w%writersPerNode),
+			node:  nodes[n],
+			calls: cutCalls("acme", events, []int{1, 4, 7}),
+		})
+	}
+
+	runWriters(t, writers)
+
+	// Every event was stored once; its other copy is a duplicate of it.
+	stored := storedEvents(t, nodes[0], "acme", total)
+	for _, w := range writers {
+		for c, call := range w.calls {
+			for _, b := range call {
+				for i, e := range b.Events {
+					r := b.Results[i]
+					s := stored[e.ID]
+					if r.Err != nil || r.Seq != s.Seq {
+						t.Errorf("%s, call %d: %s: got %s, want stored or duplicate with seq %d", w.name, c+1, e.ID, fmtResult(r), s.Seq)
+					}
+				}
+			}
+		}
+	}
+
+	bySeq := make([]*herald.Event, total)
+	for _, e := range stored {
+		bySeq[e.Seq-1] = e
+	}
+	wantL, wantP := map[string]*herald.Lifecycle{}, map[string]*herald.Profile{}
+	for _, e := range bySeq {
+		var def *herald.EventType
+		if e.Type == job.Type {
+			def = job
+		}
+		if id := e.EventLifecycleID; id != "" {
+			if wantL[id] == nil {
+				wantL[id] = herald.NewLifecycle("acme", id)
+			}
+			if err := wantL[id].Apply(e, def); err != nil {
+				t.Fatalf("lifecycle %s: applying event %s: %v", id, e.ID, err)
+			}
+		}
+		if id := e.EntityID(); id != "" {
+			if wantP[id] == nil {
+				wantP[id] = herald.NewProfile("acme", id)
+			}
+			if err := wantP[id].Apply(e, def); err != nil {
+				t.Fatalf("profile %s: applying event %s: %v", id, e.ID, err)
+			}
+		}
+	}
+	if len(wantL) != numLifecycles || len(wantP) != numEntities {
+		t.Fatalf("the stored events make %d lifecycles and %d profiles, want %d and %d", len(wantL), len(wantP), numLifecycles, numEntities)
+	}
+	for _, id := range slices.Sorted(maps.Keys(wantL)) {
+		got := findLifecycle(t, nodes[1], "acme", id)
+		if got.EventCount != perLifecycle || len(got.History) != perLifecycle {
+			t.Errorf("lifecycle %s counts %d events and %d statuses, want %d of each: updates were lost",
+				id, got.EventCount, len(got.History), perLifecycle)
+		}
+		wantLifecycle(t, "lifecycle "+id+" after concurrent appends", got, wantL[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(wantP)) {
+		got := findProfile(t, nodes[1], "acme", id)
+		if got.EventCount != wantP[id].EventCount {
+			t.Errorf("profile %s counts %d events, want %d: updates were lost", id, got.EventCount, wantP[id].EventCount)
+		}
+		wantProfile(t, "profile "+id+" after concurrent appends", got, wantP[id])
+	}
 }

@@ -20,6 +20,10 @@ type Store interface {
 	herald.AccountService
 	herald.KeyService
 	herald.EventService
+	herald.EventTypeService
+	herald.SettingsService
+	herald.LifecycleService
+	herald.ProfileService
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -53,6 +57,15 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"SameIDFromTwoNodes", testSameIDFromTwoNodes},
 		{"ManyAccountsNoDeadlock", testManyAccountsNoDeadlock},
 		{"CancelledContext", testCancelledContext},
+		{"EventTypes", testEventTypes},
+		{"Settings", testSettings},
+		{"Lifecycles", testLifecycles},
+		{"FindLifecycles", testFindLifecycles},
+		{"Profiles", testProfiles},
+		{"FindProfiles", testFindProfiles},
+		{"EraseProfile", testEraseProfile},
+		{"FindEventsByEntity", testFindEventsByEntity},
+		{"TrackingFromTwoNodes", testTrackingFromTwoNodes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
