@@ -1,5 +1,6 @@
-// Package postgres stores Herald's accounts, API keys and events in
-// PostgreSQL, through pgx. Several Herald processes may share one database.
+// Package postgres stores Herald's accounts, API keys, events, event types,
+// settings, lifecycles and entity profiles in PostgreSQL, through pgx.
+// Several Herald processes may share one database.
 //
 // Open applies the embedded migrations (migrations/*.sql) in one
 // transaction that holds a PostgreSQL advisory lock, and records each in
@@ -27,10 +28,13 @@
 //     FOR UPDATE would, without blocking the inserts of API keys, whose
 //     foreign key takes a KEY SHARE lock on the account);
 //  2. looks up which of the event ids are already stored, to answer
-//     "duplicate" or "conflict";
-//  3. numbers the new events last_seq+1, last_seq+2, … in the order
-//     received, and inserts them;
-//  4. sets last_seq to the highest seq used, and commits.
+//     "duplicate" or "conflict", and reads the lifecycles and profiles
+//     that the events join (herald.KeysOf);
+//  3. decides by herald.PlanAppend, the rule every store follows: it
+//     numbers the new events last_seq+1, last_seq+2, … in the order
+//     received, and applies them to their lifecycles and profiles;
+//  4. inserts the events and the new lifecycles and profiles, updates
+//     the others, sets last_seq to the highest seq used, and commits.
 //
 // The row lock is held until the transaction ends, and PostgreSQL releases
 // it only after the commit is visible to every new snapshot. A second
@@ -40,21 +44,29 @@
 // has seen seq n will never later find a new event below n, however many
 // connections or processes write at once.
 //
-// Taking the lock before the duplicate lookup matters too. The transaction
+// Taking the lock before the reads of step 2 matters too. The transaction
 // runs at READ COMMITTED, whatever the server's default, where each
-// statement sees what was committed when it started; and
-// the lookup starts only once the lock is held, so it sees every event that
-// an earlier holder stored. Two processes that receive the same event id
-// at once are serialized by the lock: the second finds the first's event
-// and answers "duplicate", instead of failing on the unique index.
+// statement sees what was committed when it started; and the reads start
+// only once the lock is held, so they see everything that an earlier
+// holder wrote. Two processes that receive the same event id at once are
+// serialized by the lock: the second finds the first's event and answers
+// "duplicate", instead of failing on the unique index. Two that receive
+// events of one lifecycle or one entity at once do not lose an update:
+// the second reads the lifecycle as the first left it, applies its own
+// events and writes it back whole. The lifecycle and the profile are
+// written in the commit of their events, so they can never disagree.
+// EraseProfile takes the same lock before it reads, so an append of the
+// entity's events is wholly before the erasure (and erased) or wholly
+// after it.
 //
 // The cost is that appends to one account are serial. Each append takes
 // two round trips to the database, both pipelined: one that begins the
-// transaction, takes the locks and looks up the ids, and one that inserts
-// the events (one statement for all of them), moves last_seq and commits.
-// The lock is held from the first to the end of the second. Appends to
-// different accounts run in parallel, and callers that batch many events
-// into one AppendEvents call (group commit) pay the lock once per batch.
+// transaction, takes the locks and does the reads, and one that writes
+// (one statement for each kind of write, over arrays of rows), moves
+// last_seq and commits. The lock is held from the first to the end of the
+// second. Appends to different accounts run in parallel, and callers that
+// batch many events into one AppendEvents call (group commit) pay the lock
+// once per batch.
 //
 // An error from AppendEvents means that nothing was stored: any failure
 // before COMMIT rolls the whole transaction back. Once the last round trip
@@ -67,5 +79,15 @@
 //
 // Event bodies are stored as bytea, the exact bytes that readers get back;
 // the envelope fields that can be filtered on are copied into columns, each
-// with an index that ends in seq.
+// with an index that ends in seq, and so is the event's entity.
+//
+// The JSON Herald writes (lifecycle history and merged data, profile
+// attributes, type definitions, settings) is stored as json, not jsonb:
+// json keeps the text as written, so a type's schema and a lifecycle's data
+// come back byte for byte, and it takes any JSON that is UTF-8. Only
+// FindProfiles reads into it, comparing attribute values as jsonb; jsonb
+// refuses \u0000, unpaired surrogate escapes and numbers beyond numeric's
+// range, so an event that would persist such a value to a profile is
+// refused on its own (checkEvent), as is text that PostgreSQL's text
+// cannot hold. Such values are stored as they are anywhere else.
 package postgres

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,51 +28,42 @@ const (
 
 	// findStoredSQL finds which of the ids are already taken. It runs after
 	// the lock, in its own statement, so its snapshot sees every event that
-	// an earlier holder of the lock committed.
+	// an earlier holder of the lock committed. So do the two that follow,
+	// for lifecycles and profiles.
 	findStoredSQL = `SELECT e.account_id, e.id, e.seq, e.received_at, e.hash
 		FROM events e JOIN unnest($1::text[], $2::text[]) AS u (account_id, id)
 		ON e.account_id = u.account_id AND e.id = u.id`
 
+	findLifecyclesSQL = `SELECT ` + lifecycleColumns + ` FROM lifecycles
+		WHERE (account_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+
+	findProfilesSQL = `SELECT ` + profileColumns + ` FROM profiles
+		WHERE (account_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+
 	insertEventsSQL = `INSERT INTO events (account_id, seq, id, category, type, event_status,
 		event_lifecycle_id, core_customer_id, agent_id, session_id, primary_id, origin,
-		occurred_at, received_at, hash, body)
+		occurred_at, received_at, hash, body, entity_id)
 	SELECT account_id, seq, id, category, type, NULLIF(event_status, ''),
 		NULLIF(event_lifecycle_id, ''), NULLIF(core_customer_id, ''), NULLIF(agent_id, ''),
 		NULLIF(session_id, ''), NULLIF(primary_id, ''), origin,
-		occurred_at, received_at, hash, body
+		occurred_at, received_at, hash, body, NULLIF(entity_id, '')
 	FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
 		$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-		$13::timestamptz[], $14::timestamptz[], $15::text[], $16::bytea[])
+		$13::timestamptz[], $14::timestamptz[], $15::text[], $16::bytea[], $17::text[])
 		AS u (account_id, seq, id, category, type, event_status,
 		event_lifecycle_id, core_customer_id, agent_id, session_id, primary_id, origin,
-		occurred_at, received_at, hash, body)`
+		occurred_at, received_at, hash, body, entity_id)`
 
 	updateLastSeqSQL = `UPDATE accounts SET last_seq = u.last_seq
 		FROM unnest($1::text[], $2::bigint[]) AS u (id, last_seq)
 		WHERE accounts.id = u.id`
 )
 
-// eventKey identifies an event: ids are unique per account.
-type eventKey struct{ account, id string }
-
-// knownEvent is an event already stored, or accepted earlier in the same
-// call (then res is its result, whose Seq is set once seqs are assigned).
-type knownEvent struct {
-	hash       string
-	seq        int64
-	receivedAt time.Time
-	res        *herald.AppendResult
-}
-
-// AppendEvents stores the events of all batches in one transaction. See
-// herald.EventService for the contract and doc.go for how seqs stay in
-// commit order.
+// AppendEvents stores the events of all batches, and the lifecycles and
+// profiles they change, in one transaction. See herald.EventService for
+// the contract, herald.PlanAppend for the rule, and doc.go for how seqs
+// stay in commit order.
 func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) error {
-	var (
-		accountSet = map[string]bool{}
-		idAccounts []string // (idAccounts[i], ids[i]) are the keys to look up
-		ids        []string
-	)
 	for bi, b := range batches {
 		if b == nil {
 			return fmt.Errorf("append events: batch %d is nil", bi)
@@ -85,22 +75,15 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 			if e == nil || e.ID == "" || e.Hash == "" {
 				return fmt.Errorf("append events: batch %d, event %d is incomplete: id and hash must be set", bi, i)
 			}
-			if textOK(e.ID) { // else refused by checkText
-				idAccounts = append(idAccounts, b.AccountID)
-				ids = append(ids, e.ID)
-			}
-		}
-		if len(b.Events) > 0 {
-			accountSet[b.AccountID] = true
 		}
 	}
-	for _, b := range batches {
-		b.Results = make([]herald.AppendResult, len(b.Events))
-	}
-	if len(accountSet) == 0 {
+	keys := herald.KeysOf(batches)
+	if len(keys.Accounts) == 0 {
+		for _, b := range batches {
+			b.Results = []herald.AppendResult{}
+		}
 		return nil
 	}
-	accounts := slices.Sorted(maps.Keys(accountSet))
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -108,71 +91,150 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	}
 	defer conn.Release()
 
-	stored, err := appendEvents(ctx, conn, batches, accounts, idAccounts, ids)
-	if err != nil {
+	if err := appendEvents(ctx, conn, batches, keys); err != nil {
 		rollback(conn)
-		for _, e := range stored {
-			e.Seq, e.Body = 0, nil
-		}
+		// Nothing was stored: undo what PlanAppend and the encoding did.
 		for _, b := range batches {
 			b.Results = nil
+			for _, e := range b.Events {
+				e.Seq, e.Body = 0, nil
+			}
 		}
 		return fmt.Errorf("append events: %w", err)
 	}
 	return nil
 }
 
-// appendEvents runs the transaction of AppendEvents on conn and returns
-// the events it stored (or meant to store, when it fails).
-func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.AppendBatch, accounts, idAccounts, ids []string) ([]*herald.Event, error) {
-	// Round trip 1: begin, lock the accounts, find the ids already taken.
-	// Pipelined, the statements still run one after the other: the lookup
-	// starts only once the locks are held.
+// appendEvents runs the transaction of AppendEvents on conn.
+func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.AppendBatch, keys herald.AppendKeys) error {
+	// Round trip 1: begin, lock the accounts, read what PlanAppend needs.
+	// Pipelined, the statements still run one after the other: the reads
+	// start only once the locks are held.
+	st := &herald.AppendState{
+		LastSeq:    make(map[string]int64, len(keys.Accounts)),
+		Stored:     make(map[herald.Ref]herald.StoredEvent, len(keys.Events)),
+		Lifecycles: make(map[herald.Ref]*herald.Lifecycle, len(keys.Lifecycles)),
+		Profiles:   make(map[herald.Ref]*herald.Profile, len(keys.Profiles)),
+	}
+	// Which lifecycles and profiles exist: PlanAppend adds the others.
+	hadLifecycle, hadProfile := map[herald.Ref]bool{}, map[herald.Ref]bool{}
 	b := &pgx.Batch{}
-	// READ COMMITTED whatever the server's default: the lookup must take a
+	// READ COMMITTED whatever the server's default: each read must take a
 	// snapshot of its own, after the lock (see doc.go).
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	lock := b.Queue(lockAccountsSQL, accounts)
-	find := b.Queue(findStoredSQL, idAccounts, ids)
-	lastSeq := make(map[string]int64, len(accounts))
-	lock.Query(func(rows pgx.Rows) error {
+	b.Queue(lockAccountsSQL, keys.Accounts).Query(func(rows pgx.Rows) error {
 		var (
 			id  string
 			seq int64
 		)
 		_, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
-			lastSeq[id] = seq
+			st.LastSeq[id] = seq
 			return nil
 		})
 		return err
 	})
-	known := make(map[eventKey]*knownEvent, len(ids))
-	find.Query(func(rows pgx.Rows) error {
-		var (
-			k eventKey
-			e knownEvent
-		)
-		_, err := pgx.ForEachRow(rows, []any{&k.account, &k.id, &e.seq, &e.receivedAt, &e.hash}, func() error {
-			e := e
-			e.receivedAt = e.receivedAt.UTC()
-			known[k] = &e
-			return nil
+	if accounts, ids := splitRefs(keys.Events); len(ids) > 0 {
+		b.Queue(findStoredSQL, accounts, ids).Query(func(rows pgx.Rows) error {
+			var (
+				r  herald.Ref
+				se herald.StoredEvent
+			)
+			_, err := pgx.ForEachRow(rows, []any{&r.AccountID, &r.ID, &se.Seq, &se.ReceivedAt, &se.Hash}, func() error {
+				se.ReceivedAt = se.ReceivedAt.UTC()
+				st.Stored[r] = se
+				return nil
+			})
+			return err
 		})
-		return err
-	})
+	}
+	if accounts, ids := splitRefs(keys.Lifecycles); len(ids) > 0 {
+		b.Queue(findLifecyclesSQL, accounts, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				l, err := scanLifecycle(rows)
+				if err != nil {
+					return err
+				}
+				r := herald.Ref{AccountID: l.AccountID, ID: l.ID}
+				st.Lifecycles[r], hadLifecycle[r] = l, true
+			}
+			return rows.Err()
+		})
+	}
+	if accounts, ids := splitRefs(keys.Profiles); len(ids) > 0 {
+		b.Queue(findProfilesSQL, accounts, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				p, err := scanProfile(rows)
+				if err != nil {
+					return err
+				}
+				r := herald.Ref{AccountID: p.AccountID, ID: p.ID}
+				st.Profiles[r], hadProfile[r] = p, true
+			}
+			return rows.Err()
+		})
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
+		return err
 	}
 
-	for _, a := range accounts {
-		if _, ok := lastSeq[a]; !ok {
-			return nil, herald.Errorf(herald.ENOTFOUND, "account %q not found", a)
+	plan, err := herald.PlanAppend(batches, st, checkEvent)
+	if err != nil {
+		return err
+	}
+	b = &pgx.Batch{}
+	if err := queueEvents(b, plan.Events); err != nil {
+		return err
+	}
+	if err := queueLifecycles(b, plan.Lifecycles, hadLifecycle); err != nil {
+		return err
+	}
+	if err := queueProfiles(b, plan.Profiles, hadProfile); err != nil {
+		return err
+	}
+	if len(plan.LastSeq) > 0 {
+		accounts := slices.Sorted(maps.Keys(plan.LastSeq))
+		seqs := make([]int64, len(accounts))
+		for i, a := range accounts {
+			seqs[i] = plan.LastSeq[a]
+		}
+		b.Queue(updateLastSeqSQL, accounts, seqs)
+	}
+	b.Queue("COMMIT")
+
+	// Round trip 2: write, move last_seq, commit. If a statement
+	// fails, the server skips the rest, COMMIT included, and the caller
+	// rolls back. The caller's cancellation no longer applies: cancelling
+	// a COMMIT in flight would leave its outcome unknown, and an error
+	// must mean that nothing was stored.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return conn.SendBatch(ctx, b).Close()
+}
+
+// commitTimeout bounds the last round trip of AppendEvents, which the
+// caller cannot cancel.
+const commitTimeout = 30 * time.Second
+
+// splitRefs returns the account ids and ids of refs, as the arrays that
+// the lookups unnest, less those PostgreSQL's text cannot hold: no row has
+// them, and checkEvent refuses the events that carry them.
+func splitRefs(refs []herald.Ref) (accounts, ids []string) {
+	accounts, ids = make([]string, 0, len(refs)), make([]string, 0, len(refs))
+	for _, r := range refs {
+		if textOK(r.AccountID) && textOK(r.ID) {
+			accounts, ids = append(accounts, r.AccountID), append(ids, r.ID)
 		}
 	}
-	accepted, nextSeq := decide(batches, lastSeq, known)
+	return accounts, ids
+}
 
-	// Seqs are known now: build the bodies and the rows.
-	n := len(accepted)
+// queueEvents encodes the bodies of the events to insert, which have
+// their seqs now, and queues one statement that inserts them all.
+func queueEvents(b *pgx.Batch, events []*herald.Event) error {
+	n := len(events)
+	if n == 0 {
+		return nil
+	}
 	var (
 		cAccount    = make([]string, n)
 		cSeq        = make([]int64, n)
@@ -190,143 +252,45 @@ func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.App
 		cReceivedAt = make([]time.Time, n)
 		cHash       = make([]string, n)
 		cBody       = make([][]byte, n)
-		stored      = make([]*herald.Event, n)
+		cEntity     = make([]string, n)
 	)
-	for i, a := range accepted {
-		stored[i] = a.event
-	}
-	for i, a := range accepted {
-		e := a.event
+	for i, e := range events {
 		body, err := herald.MarshalEvent(e)
 		if err != nil {
-			return stored, fmt.Errorf("encode event %s: %w", e.ID, err)
+			return fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
 		e.Body = body
-		cAccount[i], cSeq[i], cID[i] = a.account, e.Seq, e.ID
+		cAccount[i], cSeq[i], cID[i] = e.AccountID, e.Seq, e.ID
 		cCategory[i], cType[i], cStatus[i], cLifecycle[i] = e.Category, e.Type, e.EventStatus, e.EventLifecycleID
 		cCustomer[i], cAgent[i], cSession[i], cPrimary[i] = e.CoreCustomerID, e.AgentID, e.SessionID, e.PrimaryID
 		cOrigin[i], cOccurredAt[i], cReceivedAt[i] = e.Origin, e.OccurredAt, e.ReceivedAt
-		cHash[i], cBody[i] = e.Hash, body
+		cHash[i], cBody[i], cEntity[i] = e.Hash, body, e.EntityID()
 	}
-
-	// Round trip 2: insert, move last_seq, commit. If a statement fails,
-	// the server skips the rest, COMMIT included, and the caller rolls
-	// back. The caller's cancellation no longer applies: cancelling a
-	// COMMIT in flight would leave its outcome unknown, and an error must
-	// mean that nothing was stored.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	b = &pgx.Batch{}
-	if n > 0 {
-		b.Queue(insertEventsSQL, cAccount, cSeq, cID, cCategory, cType, cStatus, cLifecycle,
-			cCustomer, cAgent, cSession, cPrimary, cOrigin, cOccurredAt, cReceivedAt, cHash, cBody)
-		updAccounts := slices.Sorted(maps.Keys(nextSeq))
-		updSeqs := make([]int64, len(updAccounts))
-		for i, a := range updAccounts {
-			updSeqs[i] = nextSeq[a]
-		}
-		b.Queue(updateLastSeqSQL, updAccounts, updSeqs)
-	}
-	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return stored, err
-	}
-	return stored, nil
+	b.Queue(insertEventsSQL, cAccount, cSeq, cID, cCategory, cType, cStatus, cLifecycle,
+		cCustomer, cAgent, cSession, cPrimary, cOrigin, cOccurredAt, cReceivedAt, cHash, cBody, cEntity)
+	return nil
 }
 
-// commitTimeout bounds the last round trip of AppendEvents, which the
-// caller cannot cancel.
-const commitTimeout = 30 * time.Second
-
-// acceptedEvent is an event that AppendEvents will insert.
-type acceptedEvent struct {
-	account string
-	event   *herald.Event
-}
-
-// decide fills the results of every batch, given each account's last seq
-// and the events already stored, and returns the events to insert, with Seq
-// set, and each account's new last seq. Events are judged in call order, so
-// a later copy of an id is a duplicate (or a conflict) of the first one.
-func decide(batches []*herald.AppendBatch, lastSeq map[string]int64, known map[eventKey]*knownEvent) ([]acceptedEvent, map[string]int64) {
-	var (
-		accepted []acceptedEvent
-		// dups are results of events that duplicate one accepted earlier in
-		// the call, to be given its seq once seqs are assigned.
-		dups []struct{ res, of *herald.AppendResult }
-	)
-	for _, b := range batches {
-		if len(b.Events) == 0 {
-			continue
-		}
-		var (
-			added      []eventKey
-			mark       = len(accepted)
-			dupsMark   = len(dups)
-			firstError = -1
-		)
-		for i, e := range b.Events {
-			r := &b.Results[i]
-			if err := checkText(e); err != nil {
-				r.Err = err
-			} else if prev, ok := known[eventKey{b.AccountID, e.ID}]; !ok {
-				k := eventKey{b.AccountID, e.ID}
-				known[k] = &knownEvent{hash: e.Hash, res: r}
-				added = append(added, k)
-				accepted = append(accepted, acceptedEvent{account: b.AccountID, event: e})
-			} else if prev.hash != e.Hash {
-				r.Err = herald.Errorf(herald.ECONFLICT, "event id %q is already taken by an event with different content", e.ID)
-			} else {
-				r.Duplicate = true
-				if prev.res != nil {
-					dups = append(dups, struct{ res, of *herald.AppendResult }{r, prev.res})
-				} else {
-					r.Seq, r.ReceivedAt = prev.seq, prev.receivedAt
-				}
-			}
-			if r.Err != nil && firstError < 0 {
-				firstError = i
-			}
-		}
-		if b.Atomic && firstError >= 0 {
-			// All or none: forget what this batch added.
-			for _, k := range added {
-				delete(known, k)
-			}
-			accepted, dups = accepted[:mark], dups[:dupsMark]
-			failed := herald.Errorf(herald.ECONFLICT, "not stored: event %d of this atomic batch failed: %s",
-				firstError, herald.ErrorMessage(b.Results[firstError].Err))
-			for i := range b.Results {
-				if b.Results[i].Err == nil {
-					b.Results[i] = herald.AppendResult{Err: failed}
-				}
-			}
-		}
+// checkEvent is the check PlanAppend runs on each event: it refuses, for
+// that event alone, what PostgreSQL cannot hold, which would otherwise
+// fail the whole transaction and with it the other requests that share
+// the commit.
+func checkEvent(e *herald.Event) error {
+	if err := checkText(e); err != nil {
+		return err
 	}
-
-	next := map[string]int64{}
-	for _, a := range accepted {
-		seq, ok := next[a.account]
-		if !ok {
-			seq = lastSeq[a.account]
-		}
-		seq++
-		next[a.account] = seq
-		a.event.Seq = seq
+	entity := e.EntityID()
+	if len(e.Data) == 0 || e.EventLifecycleID == "" && entity == "" {
+		return nil // data goes to the body alone, which is bytes
 	}
-	// Results of accepted events, then of their duplicates.
-	for _, b := range batches {
-		for i := range b.Results {
-			r := &b.Results[i]
-			if r.Err == nil && !r.Duplicate {
-				r.Seq, r.ReceivedAt = b.Events[i].Seq, b.Events[i].ReceivedAt
-			}
-		}
+	// Lifecycle data and profile attributes are json, which is text.
+	if !utf8.Valid(e.Data) {
+		return herald.FieldErrorf("/data", "must be valid UTF-8")
 	}
-	for _, d := range dups {
-		d.res.Seq, d.res.ReceivedAt = d.of.Seq, d.of.ReceivedAt
+	if entity != "" && e.Def.Persists(e.EventStatus) {
+		return checkAttributes(e)
 	}
-	return accepted, next
+	return nil
 }
 
 // checkText returns an EINVALID error if a field stored in a text column
@@ -388,46 +352,34 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 	if f.Limit <= 0 {
 		return nil, herald.Errorf(herald.EINVALID, "limit must be positive")
 	}
-	var (
-		sql  strings.Builder
-		args = []any{accountID}
-		none = !textOK(accountID) // a value no stored event can have
-	)
-	sql.WriteString(`SELECT seq, id, body, hash FROM events WHERE account_id = $1`)
-	where := func(cond string, v any) {
-		args = append(args, v)
-		sql.WriteString(" AND ")
-		sql.WriteString(cond)
-		sql.WriteString(" $")
-		sql.WriteString(strconv.Itoa(len(args)))
-	}
+	q := newQuery(`SELECT seq, id, body, hash FROM events WHERE account_id = $1`, accountID)
+	none := !textOK(accountID) // a value no stored event can have
 	for _, c := range []struct{ column, value string }{
 		{"category", f.Category}, {"type", f.Type}, {"event_status", f.EventStatus},
 		{"event_lifecycle_id", f.EventLifecycleID}, {"core_customer_id", f.CoreCustomerID},
-		{"agent_id", f.AgentID}, {"session_id", f.SessionID}, {"primary_id", f.PrimaryID},
-		{"origin", f.Origin},
+		{"entity_id", f.EntityID}, {"agent_id", f.AgentID}, {"session_id", f.SessionID},
+		{"primary_id", f.PrimaryID}, {"origin", f.Origin},
 	} {
 		if c.value != "" {
 			none = none || !textOK(c.value)
-			where(c.column+" =", c.value)
+			q.where(c.column+" =", c.value)
 		}
 	}
 	if none {
 		return []*herald.Event{}, nil
 	}
 	if !f.OccurredAfter.IsZero() {
-		where("occurred_at >=", f.OccurredAfter)
+		q.where("occurred_at >=", f.OccurredAfter)
 	}
 	if !f.OccurredBefore.IsZero() {
-		where("occurred_at <", f.OccurredBefore)
+		q.where("occurred_at <", f.OccurredBefore)
 	}
 	if f.AfterSeq > 0 {
-		where("seq >", f.AfterSeq)
+		q.where("seq >", f.AfterSeq)
 	}
-	args = append(args, f.Limit)
-	sql.WriteString(" ORDER BY seq LIMIT $" + strconv.Itoa(len(args)))
+	q.orderLimit("seq", f.Limit)
 
-	rows, err := s.pool.Query(ctx, sql.String(), args...)
+	rows, err := s.pool.Query(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find events: %w", err)
 	}

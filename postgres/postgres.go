@@ -1,12 +1,15 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -31,8 +34,9 @@ type Options struct {
 // small machine runs PostgreSQL best with few active connections.
 const DefaultMaxConns = 8
 
-// Store is Herald's storage on PostgreSQL: accounts, API keys and events.
-// It is safe for concurrent use, also by several processes on one database.
+// Store is Herald's storage on PostgreSQL: accounts, API keys, events,
+// event types, settings, lifecycles and profiles. It is safe for
+// concurrent use, also by several processes on one database.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -156,4 +160,51 @@ func isUniqueViolation(err error) (constraint string, ok bool) {
 func isForeignKeyViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
+// encodeJSON encodes v as herald.MarshalEvent does: compact, without HTML
+// escaping, so that raw JSON inside v is kept as it is.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// query builds a SELECT whose conditions are all ANDed, numbering its
+// parameters.
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+func newQuery(head string, args ...any) *query {
+	q := &query{args: args}
+	q.sql.WriteString(head)
+	return q
+}
+
+// param adds v as a parameter and returns its placeholder.
+func (q *query) param(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+// and adds a condition.
+func (q *query) and(cond string) {
+	q.sql.WriteString(" AND ")
+	q.sql.WriteString(cond)
+}
+
+// where adds the condition "cond v": cond ends in an operator.
+func (q *query) where(cond string, v any) {
+	q.and(cond + " " + q.param(v))
+}
+
+// orderLimit ends the query: ORDER BY column LIMIT limit.
+func (q *query) orderLimit(column string, limit int) {
+	q.sql.WriteString(" ORDER BY " + column + " LIMIT " + q.param(limit))
 }
