@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -224,43 +223,10 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // ResolvePointer returns the value at the JSON Pointer p (RFC 6901) in
-// the JSON document doc, and whether there is one.
+// the JSON document doc, which must be valid JSON, and whether there is
+// one.
 func ResolvePointer(doc json.RawMessage, p string) (json.RawMessage, bool) {
-	if p == "" {
-		return doc, true
-	}
-	if p[0] != '/' {
-		return nil, false
-	}
-	cur := doc
-	for _, token := range strings.Split(p[1:], "/") {
-		token = pointerUnescaper.Replace(token)
-		switch firstByte(cur) {
-		case '{':
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(cur, &obj); err != nil {
-				return nil, false
-			}
-			v, ok := obj[token]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case '[':
-			var arr []json.RawMessage
-			if err := json.Unmarshal(cur, &arr); err != nil {
-				return nil, false
-			}
-			i, err := strconv.Atoi(token)
-			if err != nil || i < 0 || i >= len(arr) || strconv.Itoa(i) != token {
-				return nil, false
-			}
-			cur = arr[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
+	return pointerValue(doc, p)
 }
 
 var pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")

@@ -1,7 +1,6 @@
 package herald
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -185,42 +184,72 @@ func currentStatus(history []LifecycleStep) (string, bool) {
 
 // mergeData returns merged with the top-level fields of e's data that are
 // newer than the ones it holds, and records in stamps which event set each.
+// Fields are kept sorted by key, so that the result does not depend on the
+// order events arrived in.
 func mergeData(merged json.RawMessage, stamps map[string]Stamp, e *Event) (json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(e.Data, &fields); err != nil {
-		return nil, fmt.Errorf("decode data of event %s: %w", e.ID, err)
+	fields, ok := members(e.Data)
+	if !ok {
+		return nil, fmt.Errorf("data of event %s is not a JSON object", e.ID)
 	}
-	current := map[string]json.RawMessage{}
-	if len(merged) > 0 {
-		if err := json.Unmarshal(merged, &current); err != nil {
-			return nil, fmt.Errorf("decode merged data: %w", err)
+	if len(merged) == 0 {
+		for _, f := range fields {
+			stamps[f.key()] = StampOf(e)
 		}
+		return sortedObject(e.Data, fields), nil
+	}
+	current, ok := members(merged)
+	if !ok {
+		return nil, fmt.Errorf("merged data is not a JSON object")
 	}
 	s := StampOf(e)
 	changed := false
-	for k, v := range fields {
+	for _, f := range fields {
+		k := f.key()
 		if old, ok := stamps[k]; ok && s.Before(old) {
 			continue
 		}
-		current[k], stamps[k] = v, s
+		stamps[k] = s
 		changed = true
+		i := slices.IndexFunc(current, func(m member) bool { return m.key() == k })
+		if i < 0 {
+			current = append(current, f)
+		} else {
+			current[i].value = f.value
+		}
 	}
 	if !changed {
 		return merged, nil
 	}
-	return marshalObject(current)
+	return sortedObject(nil, current), nil
 }
 
-// marshalObject encodes an object with sorted keys and without HTML
-// escaping, as MarshalEvent does.
-func marshalObject(m map[string]json.RawMessage) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
+// sortedObject returns the object of the members sorted by key, the last
+// of a repeated key winning as it does in a decoder: obj itself when it is
+// that already.
+func sortedObject(obj []byte, ms []member) []byte {
+	byKey := func(a, b member) int { return strings.Compare(a.key(), b.key()) }
+	strictly := true
+	for i := 1; i < len(ms) && strictly; i++ {
+		strictly = byKey(ms[i-1], ms[i]) < 0
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	if obj != nil && strictly {
+		return obj
+	}
+	ms = slices.Clone(ms)
+	slices.SortStableFunc(ms, byKey)
+	kept := ms[:0]
+	for i, m := range ms {
+		if i+1 < len(ms) && byKey(m, ms[i+1]) == 0 {
+			continue // a later member has the same key
+		}
+		kept = append(kept, m)
+	}
+	ms = kept
+	size := 2
+	for _, m := range ms {
+		size += len(m.rawKey) + len(m.value) + 2
+	}
+	return appendObject(make([]byte, 0, size), ms)
 }
 
 // Clone returns a deep copy of l, for a caller that may have to undo Apply.

@@ -210,3 +210,19 @@ func TestLifecycleOrderIndependent(t *testing.T) {
 		t.Errorf("status = %q, want a terminal one", want.Status)
 	}
 }
+
+func TestLifecycleDataRepeatedKeys(t *testing.T) {
+	l := herald.NewLifecycle("acme", "lc-1")
+	if err := l.Apply(stored(1, "c", "t", "", 0, `{"b":1,"a":1,"a":2}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":2,"b":1}`; string(l.Data) != want {
+		t.Errorf("data = %s, want %s", l.Data, want)
+	}
+	if err := l.Apply(stored(2, "c", "t", "", time.Second, `{"a":3,"c":{"x":[1,"}"]}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":3,"b":1,"c":{"x":[1,"}"]}}`; string(l.Data) != want {
+		t.Errorf("data = %s, want %s", l.Data, want)
+	}
+}

@@ -94,13 +94,13 @@ func (p *Profile) Apply(e *Event, t *EventType) error {
 // those pointers that data has.
 func profileValues(data json.RawMessage, fields []string) (map[string]json.RawMessage, error) {
 	if len(fields) == 0 {
-		var all map[string]json.RawMessage
-		if err := json.Unmarshal(data, &all); err != nil {
-			return nil, err
+		all, ok := members(data)
+		if !ok {
+			return nil, fmt.Errorf("data is not a JSON object")
 		}
 		values := make(map[string]json.RawMessage, len(all))
-		for k, v := range all {
-			values[escapePointer(k)] = v
+		for _, m := range all {
+			values[escapePointer(m.key())] = m.value
 		}
 		return values, nil
 	}

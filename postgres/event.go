@@ -357,6 +357,9 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 	for _, c := range []struct{ column, value string }{
 		{"category", f.Category}, {"type", f.Type}, {"event_status", f.EventStatus},
 		{"event_lifecycle_id", f.EventLifecycleID}, {"core_customer_id", f.CoreCustomerID},
+		// Implied by core_customer_id, and answered by an index (see
+		// migration 0002).
+		{"entity_id", f.CoreCustomerID},
 		{"entity_id", f.EntityID}, {"agent_id", f.AgentID}, {"session_id", f.SessionID},
 		{"primary_id", f.PrimaryID}, {"origin", f.Origin},
 	} {

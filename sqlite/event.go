@@ -310,6 +310,9 @@ func filterColumns(f herald.EventFilter) []struct{ column, value string } {
 		{"event_status", f.EventStatus},
 		{"event_lifecycle_id", f.EventLifecycleID},
 		{"core_customer_id", f.CoreCustomerID},
+		// Implied by the line above, and answered by an index (see
+		// migration 0002).
+		{"entity_id", f.CoreCustomerID},
 		{"entity_id", f.EntityID},
 		{"agent_id", f.AgentID},
 		{"session_id", f.SessionID},
