@@ -30,15 +30,22 @@ const (
 	// the lock, in its own statement, so its snapshot sees every event that
 	// an earlier holder of the lock committed. So do the two that follow,
 	// for lifecycles and profiles.
+	// Each looks its keys up one by one, through the primary key: a
+	// LATERAL join cannot become a hash join over the whole table, which
+	// the planner picks for an IN list once a table is small enough, and
+	// which would then grow with the table.
 	findStoredSQL = `SELECT e.account_id, e.id, e.seq, e.received_at, e.hash
-		FROM events e JOIN unnest($1::text[], $2::text[]) AS u (account_id, id)
-		ON e.account_id = u.account_id AND e.id = u.id`
+		FROM unnest($1::text[], $2::text[]) AS u (account_id, id)
+		CROSS JOIN LATERAL (SELECT account_id, id, seq, received_at, hash FROM events
+			WHERE events.account_id = u.account_id AND events.id = u.id) AS e`
 
-	findLifecyclesSQL = `SELECT ` + lifecycleColumns + ` FROM lifecycles
-		WHERE (account_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+	findLifecyclesSQL = `SELECT l.* FROM unnest($1::text[], $2::text[]) AS u (account_id, id)
+		CROSS JOIN LATERAL (SELECT ` + lifecycleColumns + ` FROM lifecycles
+			WHERE lifecycles.account_id = u.account_id AND lifecycles.id = u.id) AS l`
 
-	findProfilesSQL = `SELECT ` + profileColumns + ` FROM profiles
-		WHERE (account_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+	findProfilesSQL = `SELECT p.* FROM unnest($1::text[], $2::text[]) AS u (account_id, id)
+		CROSS JOIN LATERAL (SELECT ` + profileColumns + ` FROM profiles
+			WHERE profiles.account_id = u.account_id AND profiles.id = u.id) AS p`
 
 	insertEventsSQL = `INSERT INTO events (account_id, seq, id, category, type, event_status,
 		event_lifecycle_id, core_customer_id, agent_id, session_id, primary_id, origin,
