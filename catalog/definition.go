@@ -22,6 +22,13 @@ func (c *Catalog) check(t *herald.EventType, builtin *herald.EventType) error {
 		complete(t, builtin)
 	}
 	var errs []herald.FieldError
+	if builtin != nil {
+		// Breaking a built-in type is the fault to report: the rest is
+		// often its echo (terminal statuses of the statuses removed).
+		if errs = breaks(t, builtin); len(errs) > 0 {
+			return invalid(errs)
+		}
+	}
 	if err := t.Validate(); err != nil {
 		var he *herald.Error
 		if !errors.As(err, &he) {
@@ -30,9 +37,6 @@ func (c *Catalog) check(t *herald.EventType, builtin *herald.EventType) error {
 		errs = append(errs, he.Fields...)
 	}
 	errs = append(errs, c.checkSchema(t)...)
-	if builtin != nil {
-		errs = append(errs, breaks(t, builtin)...)
-	}
 	markBuiltIn(t, builtin)
 	normalize(t)
 	return invalid(errs)
