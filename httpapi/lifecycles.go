@@ -67,19 +67,9 @@ func (s *Server) findLifecycles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("find lifecycles: %w", err)
 	}
-	out := lifecyclePage{HasMore: len(list) > limit}
-	if out.HasMore {
-		list = list[:limit]
-	}
-	pos := from
-	if len(list) > 0 {
-		pos = list[len(list)-1].FirstSeq
-	}
-	out.Next = encodeCursor(pos)
-	out.Lifecycles = make([]*herald.Lifecycle, len(list))
-	for i, l := range list {
-		out.Lifecycles[i] = lifecycleOf(l)
-	}
+	var out lifecyclePage
+	out.Lifecycles, out.HasMore, out.Next = pageOf(list, limit, from,
+		func(l *herald.Lifecycle) int64 { return l.FirstSeq }, lifecycleOf)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

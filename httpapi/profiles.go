@@ -87,19 +87,9 @@ func (s *Server) findProfiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("find profiles: %w", err)
 	}
-	out := profilePage{HasMore: len(list) > limit}
-	if out.HasMore {
-		list = list[:limit]
-	}
-	pos := from
-	if len(list) > 0 {
-		pos = list[len(list)-1].FirstSeq
-	}
-	out.Next = encodeCursor(pos)
-	out.Profiles = make([]*herald.Profile, len(list))
-	for i, p := range list {
-		out.Profiles[i] = profileOf(p)
-	}
+	var out profilePage
+	out.Profiles, out.HasMore, out.Next = pageOf(list, limit, from,
+		func(p *herald.Profile) int64 { return p.FirstSeq }, profileOf)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -207,6 +207,25 @@ func parseEventQuery(q url.Values) (eventPage, error) {
 // opaque to clients so that what it holds may change; today it is the
 // base64url form of that item's seq (for lifecycles and profiles, the seq
 // of the event that began them).
+// pageOf cuts list, found with a limit one greater than limit, to one page
+// of a list route: the items, whether more follow, and the cursor after
+// them (from, where the page began, when it is empty). seqOf is the
+// item's place in the list's order.
+func pageOf[T any](list []T, limit int, from int64, seqOf func(T) int64, view func(T) T) (items []T, hasMore bool, next string) {
+	hasMore = len(list) > limit
+	if hasMore {
+		list = list[:limit]
+	}
+	if len(list) > 0 {
+		from = seqOf(list[len(list)-1])
+	}
+	items = make([]T, len(list))
+	for i, x := range list {
+		items[i] = view(x)
+	}
+	return items, hasMore, encodeCursor(from)
+}
+
 func encodeCursor(seq int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
 }

@@ -133,21 +133,29 @@ func (s *Store) FindLifecycles(ctx context.Context, accountID string, f herald.L
 	q.WriteString(" ORDER BY first_seq LIMIT ?")
 	args = append(args, f.Limit)
 
-	rows, err := s.read.QueryContext(ctx, q.String(), args...)
+	lifecycles, err := queryAll(ctx, s.read, q.String(), args, func(rows *sql.Rows) (*herald.Lifecycle, error) {
+		return scanLifecycle(rows, accountID)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("find lifecycles: %w", err)
 	}
-	defer rows.Close()
-	lifecycles := []*herald.Lifecycle{}
-	for rows.Next() {
-		l, err := scanLifecycle(rows, accountID)
-		if err != nil {
-			return nil, fmt.Errorf("find lifecycles: %w", err)
-		}
-		lifecycles = append(lifecycles, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find lifecycles: %w", err)
-	}
 	return lifecycles, nil
+}
+
+// queryAll returns what scan makes of each row of a query.
+func queryAll[T any](ctx context.Context, db *sql.DB, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		x, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
 }

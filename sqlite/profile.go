@@ -120,20 +120,10 @@ func (s *Store) FindProfiles(ctx context.Context, accountID string, f herald.Pro
 	q.WriteString(" ORDER BY first_seq LIMIT ?")
 	args = append(args, f.Limit)
 
-	rows, err := s.read.QueryContext(ctx, q.String(), args...)
+	profiles, err := queryAll(ctx, s.read, q.String(), args, func(rows *sql.Rows) (*herald.Profile, error) {
+		return scanProfile(rows, accountID)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("find profiles: %w", err)
-	}
-	defer rows.Close()
-	profiles := []*herald.Profile{}
-	for rows.Next() {
-		p, err := scanProfile(rows, accountID)
-		if err != nil {
-			return nil, fmt.Errorf("find profiles: %w", err)
-		}
-		profiles = append(profiles, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("find profiles: %w", err)
 	}
 	return profiles, nil
