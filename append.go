@@ -313,3 +313,59 @@ func (p *planner) track(e *Event) error {
 	}
 	return nil
 }
+
+// Tracker builds lifecycles and profiles from events already stored,
+// applied in seq order as AppendEvents applied them: for a store's
+// migration that builds them for the events stored before it kept them.
+// No type was known for those events, so each is applied as of an
+// unregistered type; one that may not join its lifecycle (another type's)
+// stays out of it, as AppendEvents would have refused it.
+type Tracker struct {
+	lifecycles map[Ref]*Lifecycle
+	profiles   map[Ref]*Profile
+	orderL     []*Lifecycle
+	orderP     []*Profile
+}
+
+// NewTracker returns an empty Tracker.
+func NewTracker() *Tracker {
+	return &Tracker{lifecycles: map[Ref]*Lifecycle{}, profiles: map[Ref]*Profile{}}
+}
+
+// Add applies the stored event e (Seq and AccountID set); events must come
+// in seq order within an account.
+func (t *Tracker) Add(e *Event) error {
+	if e.EventLifecycleID != "" {
+		ref := Ref{e.AccountID, e.EventLifecycleID}
+		l := t.lifecycles[ref]
+		if l == nil {
+			l = NewLifecycle(e.AccountID, e.EventLifecycleID)
+		}
+		switch err := l.Apply(e, nil); {
+		case err == nil && t.lifecycles[ref] == nil:
+			t.lifecycles[ref] = l
+			t.orderL = append(t.orderL, l)
+		case err != nil && ErrorCode(err) != EINVALID:
+			return fmt.Errorf("event %s of %s: %w", e.ID, e.AccountID, err)
+		}
+	}
+	if id := e.EntityID(); id != "" {
+		ref := Ref{e.AccountID, id}
+		p := t.profiles[ref]
+		if p == nil {
+			p = NewProfile(e.AccountID, id)
+			t.profiles[ref] = p
+			t.orderP = append(t.orderP, p)
+		}
+		if err := p.Apply(e, nil); err != nil {
+			return fmt.Errorf("event %s of %s: %w", e.ID, e.AccountID, err)
+		}
+	}
+	return nil
+}
+
+// Lifecycles returns the lifecycles built, in the order they began.
+func (t *Tracker) Lifecycles() []*Lifecycle { return t.orderL }
+
+// Profiles returns the profiles built, in the order they began.
+func (t *Tracker) Profiles() []*Profile { return t.orderP }

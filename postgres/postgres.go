@@ -135,6 +135,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if _, err := tx.Exec(ctx, string(sql)); err != nil {
 			return fmt.Errorf("postgres: migration %s: %w", version, err)
 		}
+		if step := migrationStep(version); step != nil {
+			if err := step(ctx, tx); err != nil {
+				return fmt.Errorf("postgres: migration %s: %w", version, err)
+			}
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version); err != nil {
 			return fmt.Errorf("postgres: migration %s: record: %w", version, err)
 		}

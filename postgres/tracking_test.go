@@ -314,6 +314,7 @@ func TestMigrateEntityID(t *testing.T) {
 		{`{"id":"nulData","category":"c","type":"t","agentId":"A7","agentType":"Customer","data":{"x":"\u0000"}}`, "A7"},
 		{`{"id":"quoted","category":"c","type":"t","agentId":"A8","agentType":"customer\""}`, ""},
 		{`{"id":"none","category":"c","type":"t"}`, ""},
+		{`{"id":"lc","category":"c","type":"t","coreCustomerId":"C1","eventLifecycleId":"L1","eventStatus":"s"}`, "C1"},
 	}
 	for i, c := range cases {
 		e := parsed(t, nil, c.raw)
@@ -326,9 +327,9 @@ func TestMigrateEntityID(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := conn.Exec(t.Context(), `INSERT INTO events (account_id, seq, id, category, type, core_customer_id,
-			agent_id, origin, occurred_at, received_at, hash, body)
-			VALUES ('acme', $1, $2, 'c', 't', NULLIF($3, ''), NULLIF($4, ''), 'api', $5, $5, $6, $7)`,
-			e.Seq, e.ID, e.CoreCustomerID, e.AgentID, e.OccurredAt, e.Hash, body); err != nil {
+			agent_id, event_lifecycle_id, origin, occurred_at, received_at, hash, body)
+			VALUES ('acme', $1, $2, 'c', 't', NULLIF($3, ''), NULLIF($4, ''), NULLIF($8, ''), 'api', $5, $5, $6, $7)`,
+			e.Seq, e.ID, e.CoreCustomerID, e.AgentID, e.OccurredAt, e.Hash, body, e.EventLifecycleID); err != nil {
 			t.Fatal(err)
 		}
 		if got := e.EntityID(); got != c.entity {
@@ -353,6 +354,17 @@ func TestMigrateEntityID(t *testing.T) {
 	list, err := s.FindEvents(t.Context(), "acme", herald.EventFilter{EntityID: "A1", Limit: 10})
 	if err != nil || !slices.Equal(eventIDs(list), []string{"agent"}) {
 		t.Errorf("FindEvents(entity A1) = %v, %v; want [agent]", eventIDs(list), err)
+	}
+
+	// The migration also built the profiles and lifecycles of those events.
+	for id, count := range map[string]int64{"C1": 2, "A1": 1, "A2": 1, "A7": 1} {
+		p, err := s.FindProfile(t.Context(), "acme", id)
+		if err != nil || p.EventCount != count {
+			t.Errorf("profile %s after migration: %+v, %v; want %d events", id, p, err, count)
+		}
+	}
+	if l, err := s.FindLifecycle(t.Context(), "acme", "L1"); err != nil || l.Status != "s" || l.EventCount != 1 || l.EntityID != "C1" {
+		t.Errorf("lifecycle L1 after migration: %+v, %v", l, err)
 	}
 }
 
