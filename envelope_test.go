@@ -145,3 +145,38 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	})
 }
+
+func TestPrepareBody(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	parse := func(raw string) *herald.Event {
+		e, err := herald.ParseEvent([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Complete(now, herald.OriginAPI, func() string { return "gen-1" })
+		return e
+	}
+	for _, raw := range []string{
+		`{"id":"a-1","category":"c","type":"t","data":{"x":"<&>","seq":0}}`,
+		`{"category":"c","type":"t","eventStatus":"s"}`,
+	} {
+		prepared, plain := parse(raw), parse(raw)
+		if err := prepared.PrepareBody(); err != nil {
+			t.Fatal(err)
+		}
+		for _, seq := range []int64{1, 42, 1 << 40} {
+			prepared.Seq, plain.Seq = seq, seq
+			got, err := herald.MarshalEvent(prepared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := herald.MarshalEvent(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("prepared body with seq %d = %s, want %s", seq, got, want)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -62,12 +63,27 @@ type Event struct {
 	// way in; nil for an unregistered type. Stores keep lifecycles and
 	// profiles by its rules.
 	Def *EventType `json:"-"`
+
+	// prepared is the event encoded by PrepareBody, with seq 0.
+	prepared []byte
 }
 
 // MarshalEvent encodes e as it is stored: compact, without HTML escaping,
 // so that what the client sent in data comes back byte for byte (less
-// insignificant white space).
+// insignificant white space). When PrepareBody encoded e beforehand, it
+// only puts the seq in, once: the prepared body is for the store's append,
+// and any later call encodes the event as it is then.
 func MarshalEvent(e *Event) ([]byte, error) {
+	if prepared := e.prepared; prepared != nil {
+		e.prepared = nil
+		if b, ok := withSeq(prepared, e.ID, e.Seq); ok {
+			return b, nil
+		}
+	}
+	return marshalEvent(e)
+}
+
+func marshalEvent(e *Event) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -75,6 +91,39 @@ func MarshalEvent(e *Event) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// PrepareBody encodes e as it will be stored, but for its seq, so that the
+// store, which gives seqs one commit at a time, has only the seq to put in
+// (MarshalEvent): the encoding runs in the request, in parallel, not in
+// the commit. Call it once every field but Seq is final; a later change
+// to the event must call it again.
+func (e *Event) PrepareBody() error {
+	seq := e.Seq
+	e.Seq, e.prepared = 0, nil
+	b, err := marshalEvent(e)
+	e.Seq = seq
+	if err != nil {
+		return err
+	}
+	e.prepared = b
+	return nil
+}
+
+// withSeq returns the body prepared for the event with the given id, with
+// seq in place of its 0. The body starts {"id":"<id>","seq":0, since id
+// and seq are the first fields of Event; an id that needed escaping
+// does not match, and the caller encodes the event afresh.
+func withSeq(prepared []byte, id string, seq int64) ([]byte, bool) {
+	const head, zero = `{"id":"`, `","seq":0,`
+	n := len(head) + len(id)
+	if len(prepared) < n+len(zero) || string(prepared[len(head):n]) != id || string(prepared[n:n+len(zero)]) != zero {
+		return nil, false
+	}
+	b := make([]byte, 0, len(prepared)+20)
+	b = append(b, prepared[:n+len(zero)-2]...)
+	b = strconv.AppendInt(b, seq, 10)
+	return append(b, prepared[n+len(zero)-1:]...), true
 }
 
 // AppendBatch is one request's events on their way into the store. Events

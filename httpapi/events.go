@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +40,7 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e.Complete(s.now(), herald.OriginAPI, s.newID)
-	e.AccountID = key.AccountID
-	if err := s.catalog.Prepare(r.Context(), key.AccountID, e); err != nil {
+	if err := s.ready(r.Context(), key.AccountID, e, s.now()); err != nil {
 		return fmt.Errorf("check event %s against its type: %w", e.ID, err)
 	}
 
@@ -71,6 +70,19 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.eventsStored.Inc()
 	writeJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// ready takes a parsed event as far as it can go before the commit queue:
+// completed, checked against its type by the catalog, and encoded but for
+// its seq (Event.PrepareBody), so that the one commit at a time of an
+// account does as little as it can.
+func (s *Server) ready(ctx context.Context, accountID string, e *herald.Event, now time.Time) error {
+	e.Complete(now, herald.OriginAPI, s.newID)
+	e.AccountID = accountID
+	if err := s.catalog.Prepare(ctx, accountID, e); err != nil {
+		return err
+	}
+	return e.PrepareBody()
 }
 
 // append hands b to the Appender and checks that it kept its contract.
@@ -169,9 +181,7 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		it.clientID = e.ID != ""
-		e.Complete(now, herald.OriginAPI, s.newID)
-		e.AccountID = key.AccountID
-		if err := s.catalog.Prepare(r.Context(), key.AccountID, e); err != nil {
+		if err := s.ready(r.Context(), key.AccountID, e, now); err != nil {
 			if herald.ErrorCode(err) == herald.EINTERNAL {
 				// The catalog could not be read: every other event
 				// would fail the same way, so the request fails whole.

@@ -21,6 +21,11 @@ WHERE core_customer_id IS NOT NULL OR agent_id IS NOT NULL;
 CREATE INDEX events_entity_id ON events (account_id, entity_id, seq) WHERE entity_id IS NOT NULL;
 DROP INDEX events_core_customer_id;
 
+-- Time filters read the blocks of event_blocks, then events by seq within
+-- them (see FindEvents); nothing reads this index, and every event wrote to
+-- it.
+DROP INDEX events_occurred_at;
+
 -- The types an account has defined or changed; built-in types it has not
 -- changed are not stored. A type's schema is served as <type>EventSchema,
 -- so a type name is unique in the account, whatever its category.
