@@ -52,6 +52,14 @@ type Lifecycle struct {
 	DataStamps map[string]Stamp `json:"-"`
 }
 
+// MaxLifecycleEvents bounds the events of one lifecycle. A lifecycle
+// follows one thing (a login, a payment) through a few statuses; one with
+// thousands of events is a lifecycle id that many unrelated events share,
+// such as a type's lifecycleIdPointer naming a common field, and each
+// event would rewrite an ever longer history. The event past the bound is
+// refused, naming the cause.
+const MaxLifecycleEvents = 1000
+
 // LifecycleStep is one status of a lifecycle's history.
 type LifecycleStep struct {
 	Status string `json:"status"`
@@ -131,6 +139,11 @@ func (l *Lifecycle) Apply(e *Event, t *EventType) error {
 
 // check returns why e may not join the lifecycle, or nil.
 func (l *Lifecycle) check(e *Event, t *EventType) error {
+	if l.EventCount >= MaxLifecycleEvents {
+		return FieldErrorf("/eventLifecycleId", "lifecycle %q already has %d events, the most one may have; "+
+			"a lifecycle follows one thing through its statuses (is the id, or the type's lifecycleIdPointer, shared by unrelated events?)",
+			l.ID, MaxLifecycleEvents)
+	}
 	if l.EventCount > 0 && (l.Category != e.Category || l.Type != e.Type) {
 		return FieldErrorf("/eventLifecycleId", "%q is a lifecycle of type %s/%s; an event of type %s/%s cannot join it",
 			l.ID, l.Category, l.Type, e.Category, e.Type)

@@ -226,3 +226,20 @@ func TestLifecycleDataRepeatedKeys(t *testing.T) {
 		t.Errorf("data = %s, want %s", l.Data, want)
 	}
 }
+
+func TestLifecycleIsBounded(t *testing.T) {
+	l := herald.NewLifecycle("acme", "lc-1")
+	for i := range herald.MaxLifecycleEvents {
+		if err := l.Apply(stored(int64(i+1), "c", "t", "open", time.Duration(i)*time.Second, ""), nil); err != nil {
+			t.Fatalf("event %d: %v", i+1, err)
+		}
+	}
+	err := l.Apply(stored(herald.MaxLifecycleEvents+1, "c", "t", "open", time.Hour, ""), nil)
+	var he *herald.Error
+	if !errorAs(err, &he) || he.Fields[0].Pointer != "/eventLifecycleId" {
+		t.Fatalf("event past the bound: %v, want EINVALID at /eventLifecycleId", err)
+	}
+	if l.EventCount != herald.MaxLifecycleEvents {
+		t.Errorf("a refused event changed the count to %d", l.EventCount)
+	}
+}

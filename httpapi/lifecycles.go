@@ -11,10 +11,9 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// maxLifecycleEvents bounds the events GET /v1/lifecycles/{id} shows: the
-// first ones stored. A lifecycle is a handful of events; one with more is
-// read through GET /v1/events?eventLifecycleId=….
-const maxLifecycleEvents = 1000
+// maxLifecycleEvents bounds the events GET /v1/lifecycles/{id} shows: all
+// of them, since no lifecycle may have more.
+const maxLifecycleEvents = herald.MaxLifecycleEvents
 
 // lifecycleQueryParams are the query parameters of GET /v1/lifecycles.
 var lifecycleQueryParams = []string{
