@@ -268,6 +268,10 @@ type EventTypeService interface {
 	FindEventTypes(ctx context.Context, accountID string) ([]*EventType, error)
 	// FindEventType returns ENOTFOUND if the account stores no such type.
 	FindEventType(ctx context.Context, accountID, category, typ string) (*EventType, error)
+	// CreateEventType stores t, which must be new: ECONFLICT if the
+	// account has a type of that category and name (or of that name in
+	// another category), ENOTFOUND if there is no such account.
+	CreateEventType(ctx context.Context, t *EventType) error
 	// PutEventType creates or replaces t (by account, category and type)
 	// and reports whether it created it. CreatedAt is kept on replace.
 	// ECONFLICT if another category of the account has a type of the

@@ -162,7 +162,7 @@ func (c *Catalog) CreateEventType(ctx context.Context, t *herald.EventType) erro
 	t.CreatedAt = c.timestamp()
 	t.UpdatedAt = t.CreatedAt
 	defer c.invalidate(t.AccountID)
-	if _, err := c.types.PutEventType(ctx, t); err != nil {
+	if err := c.types.CreateEventType(ctx, t); err != nil {
 		return fmt.Errorf("create event type %s: %w", t.Key(), err)
 	}
 	return nil

@@ -67,6 +67,14 @@ func (s *memTypes) FindEventType(ctx context.Context, accountID, category, typ s
 	return nil, herald.Errorf(herald.ENOTFOUND, "no such type")
 }
 
+func (s *memTypes) CreateEventType(ctx context.Context, t *herald.EventType) error {
+	if _, err := s.FindEventType(ctx, t.AccountID, t.Category, t.Type); err == nil {
+		return herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
+	}
+	_, err := s.PutEventType(ctx, t)
+	return err
+}
+
 func (s *memTypes) PutEventType(ctx context.Context, t *herald.EventType) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -350,29 +350,12 @@ func (m *memStore) eventTypeService() *mock.EventTypeService {
 			}
 			return nil, herald.Errorf(herald.ENOTFOUND, "no event type %s/%s", category, typ)
 		},
+		CreateEventTypeFn: func(ctx context.Context, t *herald.EventType) error {
+			_, err := m.putEventType(t, false)
+			return err
+		},
 		PutEventTypeFn: func(ctx context.Context, t *herald.EventType) (bool, error) {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if err := m.failed("PutEventType"); err != nil {
-				return false, err
-			}
-			types := m.types[t.AccountID]
-			if types == nil {
-				types = map[string]*herald.EventType{}
-				m.types[t.AccountID] = types
-			}
-			for _, other := range types {
-				if other.Type == t.Type && other.Category != t.Category {
-					return false, herald.Errorf(herald.ECONFLICT, "type %q is defined in category %q", t.Type, other.Category)
-				}
-			}
-			c := cloneType(t)
-			old, ok := types[t.Key()]
-			if ok {
-				c.CreatedAt = old.CreatedAt
-			}
-			types[t.Key()] = c
-			return !ok, nil
+			return m.putEventType(t, true)
 		},
 		DeleteEventTypeFn: func(ctx context.Context, accountID, category, typ string) error {
 			m.mu.Lock()
@@ -738,4 +721,38 @@ func loginEvent(lifecycleID, customer, status string, at time.Time) string {
 		"occurredAt": at.Format(time.RFC3339Nano),
 		"data":       map[string]any{"external_login_id": lifecycleID, "login_method": "otp"},
 	})
+}
+
+// putEventType is the store's PutEventType, or CreateEventType when
+// replace is false.
+func (m *memStore) putEventType(t *herald.EventType, replace bool) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	call := "PutEventType"
+	if !replace {
+		call = "CreateEventType"
+	}
+	if err := m.failed(call); err != nil {
+		return false, err
+	}
+	types := m.types[t.AccountID]
+	if types == nil {
+		types = map[string]*herald.EventType{}
+		m.types[t.AccountID] = types
+	}
+	for _, other := range types {
+		if other.Type == t.Type && other.Category != t.Category {
+			return false, herald.Errorf(herald.ECONFLICT, "type %q is defined in category %q", t.Type, other.Category)
+		}
+	}
+	c := cloneType(t)
+	old, ok := types[t.Key()]
+	if ok && !replace {
+		return false, herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
+	}
+	if ok {
+		c.CreatedAt = old.CreatedAt
+	}
+	types[t.Key()] = c
+	return !ok, nil
 }

@@ -119,6 +119,7 @@ func (a *Appender) Append(ctx context.Context, b *herald.AppendBatch) error {
 type EventTypeService struct {
 	FindEventTypesFn  func(ctx context.Context, accountID string) ([]*herald.EventType, error)
 	FindEventTypeFn   func(ctx context.Context, accountID, category, typ string) (*herald.EventType, error)
+	CreateEventTypeFn func(ctx context.Context, t *herald.EventType) error
 	PutEventTypeFn    func(ctx context.Context, t *herald.EventType) (created bool, err error)
 	DeleteEventTypeFn func(ctx context.Context, accountID, category, typ string) error
 }
@@ -137,6 +138,13 @@ func (s *EventTypeService) FindEventType(ctx context.Context, accountID, categor
 		notSet("EventTypeService.FindEventTypeFn")
 	}
 	return s.FindEventTypeFn(ctx, accountID, category, typ)
+}
+
+func (s *EventTypeService) CreateEventType(ctx context.Context, t *herald.EventType) error {
+	if s.CreateEventTypeFn == nil {
+		notSet("EventTypeService.CreateEventTypeFn")
+	}
+	return s.CreateEventTypeFn(ctx, t)
 }
 
 func (s *EventTypeService) PutEventType(ctx context.Context, t *herald.EventType) (bool, error) {

@@ -39,6 +39,7 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 			note("FindEventType")
 			return nil, nil
 		},
+		CreateEventTypeFn: func(context.Context, *herald.EventType) error { note("CreateEventType"); return nil },
 		PutEventTypeFn:    func(context.Context, *herald.EventType) (bool, error) { note("PutEventType"); return false, nil },
 		DeleteEventTypeFn: func(context.Context, string, string, string) error { note("DeleteEventType"); return nil },
 	}
@@ -77,6 +78,7 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	_ = appender.Append(ctx, nil)
 	_, _ = types.FindEventTypes(ctx, "")
 	_, _ = types.FindEventType(ctx, "", "", "")
+	_ = types.CreateEventType(ctx, nil)
 	_, _ = types.PutEventType(ctx, nil)
 	_ = types.DeleteEventType(ctx, "", "", "")
 	_, _ = settings.FindSettings(ctx, "")
@@ -88,7 +90,7 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	_, _ = profiles.EraseProfile(ctx, "", "")
 
 	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append" +
-		" FindEventTypes FindEventType PutEventType DeleteEventType FindSettings PutSettings" +
+		" FindEventTypes FindEventType CreateEventType PutEventType DeleteEventType FindSettings PutSettings" +
 		" FindLifecycle FindLifecycles FindProfile FindProfiles EraseProfile"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("calls\n got %s\nwant %s", got, want)

@@ -78,6 +78,31 @@ func (s *Store) FindEventType(ctx context.Context, accountID, category, typ stri
 // ECONFLICT if another category of the account has a type of the same
 // name, ENOTFOUND if the account does not exist.
 func (s *Store) PutEventType(ctx context.Context, t *herald.EventType) (created bool, err error) {
+	return s.putEventType(ctx, t, true)
+}
+
+// CreateEventType stores t, which must be new: see herald.EventTypeService.
+func (s *Store) CreateEventType(ctx context.Context, t *herald.EventType) error {
+	_, err := s.putEventType(ctx, t, false)
+	return err
+}
+
+// upsertEventTypeSQL and insertEventTypeSQL store a type's definition; the
+// second leaves an existing one alone and returns no row.
+const (
+	upsertEventTypeSQL = `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
+		VALUES ($1, $2, $3, $4::text::json, $5, $6)
+		ON CONFLICT (account_id, category, type) DO UPDATE SET
+			definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at
+		RETURNING created_at, xmax = 0`
+	insertEventTypeSQL = `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
+		VALUES ($1, $2, $3, $4::text::json, $5, $6)
+		ON CONFLICT (account_id, category, type) DO NOTHING
+		RETURNING created_at, true`
+)
+
+// putEventType is PutEventType, or CreateEventType when replace is false.
+func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace bool) (created bool, err error) {
 	if !textOK(t.AccountID) {
 		return false, herald.Errorf(herald.ENOTFOUND, "account %q not found", t.AccountID)
 	}
@@ -109,13 +134,15 @@ func (s *Store) PutEventType(ctx context.Context, t *herald.EventType) (created 
 
 	// xmax is 0 in a row version that an insert made, and set in one
 	// that ON CONFLICT updated.
-	err = s.pool.QueryRow(ctx, `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
-		VALUES ($1, $2, $3, $4::text::json, $5, $6)
-		ON CONFLICT (account_id, category, type) DO UPDATE SET
-			definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at
-		RETURNING created_at, xmax = 0`,
+	stmt := upsertEventTypeSQL
+	if !replace {
+		stmt = insertEventTypeSQL
+	}
+	err = s.pool.QueryRow(ctx, stmt,
 		t.AccountID, t.Category, t.Type, string(definition), createdAt, updatedAt).Scan(&createdAt, &created)
-	if constraint, ok := isUniqueViolation(err); ok && constraint == "event_types_type_key" {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
+	} else if constraint, ok := isUniqueViolation(err); ok && constraint == "event_types_type_key" {
 		return false, s.typeNameTaken(ctx, t)
 	} else if isForeignKeyViolation(err) {
 		return false, herald.Errorf(herald.ENOTFOUND, "account %q not found", t.AccountID)

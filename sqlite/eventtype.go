@@ -74,6 +74,19 @@ func (s *Store) FindEventType(ctx context.Context, accountID, category, typ stri
 // ECONFLICT if another category of the account has a type of the same
 // name, ENOTFOUND if the account does not exist.
 func (s *Store) PutEventType(ctx context.Context, t *herald.EventType) (created bool, err error) {
+	return s.putEventType(ctx, t, true)
+}
+
+// CreateEventType stores t, which must be new: see herald.EventTypeService.
+func (s *Store) CreateEventType(ctx context.Context, t *herald.EventType) error {
+	_, err := s.putEventType(ctx, t, false)
+	return err
+}
+
+// putEventType is PutEventType, or CreateEventType when replace is false.
+// The write transaction holds SQLite's write lock from its start, so the
+// check that the type is new cannot be overtaken.
+func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace bool) (created bool, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
@@ -98,6 +111,8 @@ func (s *Store) PutEventType(ctx context.Context, t *herald.EventType) (created 
 		createdAt = createdAt.UTC().Truncate(time.Microsecond)
 	case err != nil:
 		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
+	case !replace:
+		return false, herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
 	default:
 		createdAt = fromMicros(storedCreatedAt)
 	}

@@ -60,6 +60,53 @@ func testEventTypes(t *testing.T, newDB NewDatabase) {
 		wantEventType(t, "FindEventTypes after replace", all[0], &want)
 	})
 
+	t.Run("CreateOnlyOnce", func(t *testing.T) {
+		t.Parallel()
+		open := newDB(t)
+		a, b := open(), open()
+		newAccount(t, a, "acme")
+
+		if err := a.CreateEventType(t.Context(), payoutType("acme", baseTime)); err != nil {
+			t.Fatalf("CreateEventType(new type): %v", err)
+		}
+		other := payoutType("acme", baseTime.Add(time.Hour))
+		other.Description = "Would replace the first."
+		if err := a.CreateEventType(t.Context(), other); herald.ErrorCode(err) != herald.ECONFLICT {
+			t.Fatalf("CreateEventType(existing type) = %v, want ECONFLICT", err)
+		}
+		wantEventType(t, "after a second create", findEventType(t, a, "acme", "payments", "payout"), payoutType("acme", baseTime))
+		elsewhere := simpleType("acme", "refunds", "payout")
+		if err := a.CreateEventType(t.Context(), elsewhere); herald.ErrorCode(err) != herald.ECONFLICT {
+			t.Fatalf("CreateEventType(name taken in another category) = %v, want ECONFLICT", err)
+		}
+		if err := a.CreateEventType(t.Context(), simpleType("nobody", "misc", "thing")); herald.ErrorCode(err) != herald.ENOTFOUND {
+			t.Fatalf("CreateEventType(unknown account) = %v, want ENOTFOUND", err)
+		}
+
+		// Two nodes creating one type at once: exactly one succeeds.
+		for round := range 10 {
+			typ := fmt.Sprintf("race%d", round)
+			errs := make(chan error, 2)
+			for _, s := range []Store{a, b} {
+				go func() { errs <- s.CreateEventType(t.Context(), simpleType("acme", "misc", typ)) }()
+			}
+			var ok, conflicts int
+			for range 2 {
+				switch err := <-errs; herald.ErrorCode(err) {
+				case "":
+					ok++
+				case herald.ECONFLICT:
+					conflicts++
+				default:
+					t.Fatalf("round %d: CreateEventType: %v", round, err)
+				}
+			}
+			if ok != 1 || conflicts != 1 {
+				t.Fatalf("round %d: %d creates succeeded and %d conflicted, want one of each", round, ok, conflicts)
+			}
+		}
+	})
+
 	t.Run("RoundTrip", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
