@@ -382,6 +382,9 @@ func (c *Catalog) load(ctx context.Context, accountID string) (*view, error) {
 	}
 	for _, t := range stored {
 		t = clone(t)
+		if b := c.builtins[typeKey{t.Category, t.Type}]; b != nil {
+			rebase(t, b)
+		}
 		markBuiltIn(t, c.builtins[typeKey{t.Category, t.Type}])
 		normalize(t)
 		byKey[typeKey{t.Category, t.Type}] = t

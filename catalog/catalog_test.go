@@ -1130,3 +1130,34 @@ func BenchmarkPrepare(b *testing.B) {
 		}
 	})
 }
+
+// An extension stored under an earlier release, when the built-in type had
+// fewer statuses, gains what this release's built-in type defines.
+func TestStoredExtensionFollowsTheBuiltin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, catalog.Options{})
+	old := transaction()
+	old.AccountID = "acme"
+	old.Statuses = slices.DeleteFunc(old.Statuses, func(s herald.StatusDef) bool { return s.Name == "cancelled" })
+	old.TerminalStatuses = slices.DeleteFunc(old.TerminalStatuses, func(s string) bool { return s == "cancelled" })
+	old.Transitions = map[string][]string{"pending": {"approved", "denied", "failed", "review"}}
+	old.Statuses = append(old.Statuses, herald.StatusDef{Name: "review", Description: "held for review"})
+	old.Schema = json.RawMessage(`{"type":"object"}`)
+	if _, err := f.types.PutEventType(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.cat.EventType(ctx, "acme", "transactions", "transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status("cancelled") == nil || !got.Terminal("cancelled") || got.Status("review") == nil {
+		t.Errorf("statuses %v, terminal %v: want the built-in cancelled back and the account's review kept", got.StatusNames(), got.TerminalStatuses)
+	}
+	if !got.Allows("pending", "cancelled") || !got.Allows("pending", "review") {
+		t.Errorf("transitions %v: want pending to allow cancelled and review", got.Transitions)
+	}
+	if string(got.Schema) == `{"type":"object"}` {
+		t.Errorf("schema %s: want the built-in schema", got.Schema)
+	}
+}

@@ -102,6 +102,40 @@ func complete(t, builtin *herald.EventType) {
 	}
 }
 
+// rebase brings an extension of a built-in type, stored under an earlier
+// release, up to the built-in type as this release defines it: the schema
+// and lifecycle-id pointer are the built-in's, and statuses, terminal
+// statuses and transitions that the built-in has and the extension lacks
+// are added. The extension goes on extending the built-in type rather
+// than hiding what a release adds to it. An extension that allows any
+// order (no transitions) keeps doing so.
+func rebase(t, builtin *herald.EventType) {
+	t.Schema = bytes.Clone(builtin.Schema)
+	if builtin.LifecycleIDPointer != "" {
+		t.LifecycleIDPointer = builtin.LifecycleIDPointer
+	}
+	for _, s := range builtin.Statuses {
+		if t.Status(s.Name) == nil {
+			t.Statuses = append(t.Statuses, s)
+		}
+	}
+	for _, name := range builtin.TerminalStatuses {
+		if !slices.Contains(t.TerminalStatuses, name) {
+			t.TerminalStatuses = append(t.TerminalStatuses, name)
+		}
+	}
+	if t.Transitions == nil {
+		return
+	}
+	for from, tos := range builtin.Transitions {
+		for _, to := range tos {
+			if !slices.Contains(t.Transitions[from], to) {
+				t.Transitions[from] = append(t.Transitions[from], to)
+			}
+		}
+	}
+}
+
 // breaks returns what in t breaks the built-in type builtin, of which t
 // is meant to be an extension: a field error for each fault, none if t
 // extends it. An extension keeps the built-in schema and lifecycle-id
