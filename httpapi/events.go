@@ -76,11 +76,23 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 // completed, checked against its type by the catalog, and encoded but for
 // its seq (Event.PrepareBody), so that the one commit at a time of an
 // account does as little as it can.
+//
+// A client that sends an event again with its id is retrying, and must get
+// the answer it would have had: "duplicate". So an event that fails its
+// type's rules but is stored already, with the same content (stored before
+// the type changed), goes on to the store, which answers it so.
 func (s *Server) ready(ctx context.Context, accountID string, e *herald.Event, now time.Time) error {
+	clientID := e.ID != ""
 	e.Complete(now, herald.OriginAPI, s.newID)
 	e.AccountID = accountID
 	if err := s.catalog.Prepare(ctx, accountID, e); err != nil {
-		return err
+		if !clientID || herald.ErrorCode(err) != herald.EINVALID {
+			return err
+		}
+		stored, ferr := s.events.FindEventByID(ctx, accountID, e.ID)
+		if ferr != nil || stored.Hash != e.Hash {
+			return err
+		}
 	}
 	return e.PrepareBody()
 }

@@ -204,3 +204,29 @@ func TestIngestAppenderFails(t *testing.T) {
 		})
 	}
 }
+
+// A client retrying an event stored before its type changed gets the
+// answer of a retry, "duplicate", not the new rules' 400; a new event with
+// the same content and another id is held to the new rules.
+func TestIngestResendAfterTypeChanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sent := `{"id":"r-1","category":"payments","type":"refund","data":{"amount":5}}`
+	e.do("POST", "/v1/events", e.ingest, sent).wantStatus(t, 201)
+	e.do("POST", "/v1/event-types", e.admin, `{"category":"payments","type":"refund",
+		"schema":{"type":"object","properties":{"amount":{"type":"string"}}},"statuses":[],"terminalStatuses":[]}`).wantStatus(t, 201)
+
+	var res map[string]any
+	e.do("POST", "/v1/events", e.ingest, sent).wantStatus(t, 200).json(t, &res)
+	if res["duplicate"] != true || res["seq"] != 1.0 {
+		t.Errorf("resend answered %v, want the duplicate of seq 1", res)
+	}
+	p := e.do("POST", "/v1/events", e.ingest, strings.Replace(sent, "r-1", "r-2", 1)).wantStatus(t, 400).problem(t)
+	if !slices.Equal(pointers(p), []string{"/data/amount"}) {
+		t.Errorf("new event under the new rules: %+v", p)
+	}
+	p = e.do("POST", "/v1/events", e.ingest, strings.Replace(sent, `"amount":5`, `"amount":6`, 1)).wantStatus(t, 400).problem(t)
+	if !slices.Equal(pointers(p), []string{"/data/amount"}) {
+		t.Errorf("changed resend: %+v, want the new rules' 400", p)
+	}
+}

@@ -287,7 +287,8 @@ func (s *Store) writePlan(ctx context.Context, tx *sql.Tx, plan *herald.AppendPl
 // FindEventByID returns ENOTFOUND if the account has no such event.
 func (s *Store) FindEventByID(ctx context.Context, accountID, id string) (*herald.Event, error) {
 	var body []byte
-	err := s.read.QueryRowContext(ctx, "SELECT body FROM events WHERE account_id = ? AND id = ?", accountID, id).Scan(&body)
+	var hash string
+	err := s.read.QueryRowContext(ctx, "SELECT body, hash FROM events WHERE account_id = ? AND id = ?", accountID, id).Scan(&body, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, herald.Errorf(herald.ENOTFOUND, "event %q not found", id)
@@ -298,6 +299,7 @@ func (s *Store) FindEventByID(ctx context.Context, accountID, id string) (*heral
 	if err != nil {
 		return nil, fmt.Errorf("find event %s: %w", id, err)
 	}
+	e.Hash = hash
 	return e, nil
 }
 
@@ -395,9 +397,9 @@ func findEventsIn(ctx context.Context, tx *sql.Tx, accountID string, f herald.Ev
 	defer rows.Close()
 	for rows.Next() {
 		var seq int64
-		var id string
+		var id, hash string
 		var body []byte
-		if err := rows.Scan(&seq, &id, &body); err != nil {
+		if err := rows.Scan(&seq, &id, &body, &hash); err != nil {
 			return nil, err
 		}
 		if f.BodiesOnly {
@@ -408,6 +410,7 @@ func findEventsIn(ctx context.Context, tx *sql.Tx, accountID string, f herald.Ev
 		if err != nil {
 			return nil, err
 		}
+		e.Hash = hash
 		events = append(events, e)
 	}
 	return events, rows.Err()
@@ -418,7 +421,7 @@ func findEventsIn(ctx context.Context, tx *sql.Tx, accountID string, f herald.Ev
 // have seqs in [lo, hi); by seq.
 func findEventsQuery(accountID string, f herald.EventFilter, lo, hi int64, limit int) (string, []any) {
 	var q strings.Builder
-	q.WriteString("SELECT seq, id, body FROM events WHERE account_id = ?")
+	q.WriteString("SELECT seq, id, body, hash FROM events WHERE account_id = ?")
 	args := []any{accountID}
 	for _, c := range filterColumns(f) {
 		if c.value != "" {

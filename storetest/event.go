@@ -52,6 +52,15 @@ func testEvents(t *testing.T, newDB NewDatabase) {
 			if e.AccountID != account || !bytes.Contains(e.Data, []byte(account)) {
 				t.Errorf("FindEventByID(%s, shared) = account %q data %s", account, e.AccountID, e.Data)
 			}
+			// The content hash comes back too: callers tell a resend of
+			// the same event from a conflict by it.
+			sent := acme.Events[1]
+			if account == "globex" {
+				sent = globex.Events[0]
+			}
+			if e.Hash != sent.Hash {
+				t.Errorf("FindEventByID(%s, shared).Hash = %q, want the hash it was stored with, %q", account, e.Hash, sent.Hash)
+			}
 		}
 		wantSeqs(t, s, "acme", []string{"a1", "shared", "a3", "a4", "a5"})
 		wantSeqs(t, s, "globex", []string{"shared", "g2", "g3"})
