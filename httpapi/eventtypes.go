@@ -31,9 +31,8 @@ type eventTypeInput struct {
 	ProfileFields      json.RawMessage            `json:"profileFields"`
 	Persist            bool                       `json:"persist"`
 
-	// The fields only the server sets are decoded to be refused, as the
-	// envelope refuses seq: a client that sends them expects them to
-	// count, and they would not.
+	// The fields only the server sets are accepted and ignored, so that a
+	// type read with GET can be changed and sent back with PUT as it is.
 	BuiltIn   json.RawMessage `json:"builtIn"`
 	CreatedAt json.RawMessage `json:"createdAt"`
 	UpdatedAt json.RawMessage `json:"updatedAt"`
@@ -56,14 +55,6 @@ func readEventType(w http.ResponseWriter, r *http.Request) (*eventTypeInput, *he
 		return nil, nil, err
 	}
 	var errs []herald.FieldError
-	serverSet := func(raw json.RawMessage, pointer string) {
-		if raw != nil {
-			errs = append(errs, herald.FieldError{Pointer: pointer, Detail: "is set by the server and must not be sent"})
-		}
-	}
-	serverSet(in.BuiltIn, "/builtIn")
-	serverSet(in.CreatedAt, "/createdAt")
-	serverSet(in.UpdatedAt, "/updatedAt")
 
 	t := &herald.EventType{
 		AccountID:          keyFrom(r.Context()).AccountID,
@@ -93,7 +84,6 @@ func readEventType(w http.ResponseWriter, r *http.Request) (*eventTypeInput, *he
 			errs = append(errs, *fe)
 			continue
 		}
-		serverSet(s.BuiltIn, p+"/builtIn")
 		workflows, wErrs := decodeStrings(s.Workflows, p+"/workflows")
 		errs = append(errs, wErrs...)
 		t.Statuses = append(t.Statuses, herald.StatusDef{Name: s.Name, Description: s.Description, Workflows: workflows, Persist: s.Persist})

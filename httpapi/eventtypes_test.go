@@ -167,10 +167,6 @@ func TestEventTypeInvalid(t *testing.T) {
 	}{
 		{"unknown field", "POST", "", def(`,"colour":"red"`), 400, invalid, []string{"/colour"}},
 		{"unknown field of a status", "POST", "", def(`,"statuses":[{"name":"ok"},{"name":"no","colour":"red"}]`), 400, invalid, []string{"/statuses/1/colour"}},
-		{"builtIn sent", "POST", "", def(`,"builtIn":false`), 400, invalid, []string{"/builtIn"}},
-		{"createdAt sent", "POST", "", def(`,"createdAt":"2026-01-01T00:00:00Z"`), 400, invalid, []string{"/createdAt"}},
-		{"updatedAt sent", "POST", "", def(`,"updatedAt":null`), 400, invalid, []string{"/updatedAt"}},
-		{"builtIn of a status sent", "POST", "", def(`,"statuses":[{"name":"ok","builtIn":true}]`), 400, invalid, []string{"/statuses/0/builtIn"}},
 		{"no category", "POST", "", `{"type":"cardVoided"}`, 400, invalid, []string{"/category"}},
 		{"type with a space", "POST", "", `{"category":"payments","type":"card voided"}`, 400, invalid, []string{"/type"}},
 		{"category not a string", "POST", "", `{"category":7,"type":"cardVoided"}`, 400, invalid, []string{"/category"}},
@@ -434,5 +430,26 @@ func TestCatalogDown(t *testing.T) {
 		if _, n := e.store.calls(); n != 0 {
 			t.Errorf("%s: the store was asked to append %d times", c.path, n)
 		}
+	}
+}
+
+// A type read with GET can be changed and sent back with PUT as it is:
+// the fields only the server sets are ignored, not refused.
+func TestEventTypeGetModifyPut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var login map[string]any
+	e.do("GET", "/v1/event-types/authentication/login", e.read, "").wantStatus(t, 200).json(t, &login)
+	statuses := login["statuses"].([]any)
+	login["statuses"] = append(statuses, map[string]any{"name": "challenged", "description": "asked for a second factor", "builtIn": true})
+	login["createdAt"], login["builtIn"] = "2020-01-01T00:00:00Z", false
+	body, err := json.Marshal(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got herald.EventType
+	e.do("PUT", "/v1/event-types/authentication/login", e.admin, string(body)).wantStatus(t, 200).json(t, &got)
+	if s := got.Status("challenged"); s == nil || s.BuiltIn || !got.BuiltIn || got.CreatedAt.Year() == 2020 {
+		t.Errorf("after PUT: challenged %+v, builtIn %v, createdAt %v: server-set fields must be the server's", s, got.BuiltIn, got.CreatedAt)
 	}
 }
