@@ -23,7 +23,16 @@ func newState() *herald.AppendState {
 		Stored:     map[herald.Ref]herald.StoredEvent{{AccountID: "acme", ID: "old"}: {Seq: 3, Hash: "h-old"}},
 		Lifecycles: map[herald.Ref]*herald.Lifecycle{},
 		Profiles:   map[herald.Ref]*herald.Profile{},
+		Settings:   map[string]*herald.Settings{"acme": quiet()},
 	}
+}
+
+// quiet returns settings that write no journey system events, for tests
+// of the seqs of the events sent.
+func quiet() *herald.Settings {
+	s := herald.DefaultSettings()
+	s.JourneyEvents = herald.JourneyEvents{}
+	return s
 }
 
 func TestPlanAppend(t *testing.T) {

@@ -31,7 +31,9 @@ var envelopeFields = map[string]string{
 }
 
 // serverFields are envelope fields only Herald sets.
-var serverFields = map[string]bool{"seq": true, "receivedAt": true, "origin": true, "redacted": true}
+var serverFields = map[string]bool{
+	"seq": true, "receivedAt": true, "origin": true, "redacted": true, "flags": true, "hash": true,
+}
 
 // ParseEvent decodes one event as a client sends it, checking every rule of
 // the envelope, and returns it with Hash set. Defaults that depend on the

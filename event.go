@@ -8,6 +8,14 @@ import (
 	"time"
 )
 
+// Flags of a stored event.
+const (
+	// FlagSessionUnknown: the event names a session Herald does not know.
+	FlagSessionUnknown = "sessionUnknown"
+	// FlagSessionEnded: the event names a session that had ended.
+	FlagSessionEnded = "sessionEnded"
+)
+
 // Origins of an event.
 const (
 	OriginAPI    = "api"    // sent by a client
@@ -49,6 +57,13 @@ type Event struct {
 	// Redacted is set when the entity's profile was erased: the event
 	// keeps its envelope for the record but has lost data and host.
 	Redacted bool `json:"redacted,omitempty"`
+	// Flags note what Herald found odd about the event when it stored it
+	// (FlagSessionUnknown, FlagSessionEnded); the event is stored all the
+	// same.
+	Flags []string `json:"flags,omitempty"`
+	// ChainHash links a system event into its account's audit chain (see
+	// audit.go); other events have none.
+	ChainHash string `json:"hash,omitempty"`
 
 	// AccountID is the account the event belongs to. Event ids are unique
 	// per account only.
@@ -135,6 +150,9 @@ type AppendBatch struct {
 	// Atomic asks for all or none: if any event fails, none is stored.
 	Atomic  bool
 	Results []AppendResult
+	// By is who sent the events: the agent of the system events they
+	// cause (a profile created, a session started).
+	By Actor
 }
 
 // AppendResult is what became of one event of an AppendBatch.
@@ -144,6 +162,11 @@ type AppendResult struct {
 	// Duplicate is true when an event with the same id and the same content
 	// was already stored; Seq and ReceivedAt are then the original's.
 	Duplicate bool
+	// SessionID is the event's session: the one Herald assigned to a
+	// login sent without one, or the one sent.
+	SessionID string
+	// Flags are the event's flags (see Event.Flags).
+	Flags []string
 	// Err is set when the event was not stored: ECONFLICT when its id is
 	// taken by different content, or when it belongs to an atomic batch in
 	// which another event failed.
@@ -164,6 +187,13 @@ type EventFilter struct {
 	SessionID string
 	PrimaryID string
 	Origin    string
+	// Types selects events of any of these types (for system events: any
+	// of these verbs).
+	Types []string
+	// Sources selects events of any of these categories, each with any of
+	// its primary ids, or any primary id when the list is empty: the
+	// Lytics system_event_sources.
+	Sources map[string][]string
 	// OccurredAfter is inclusive, OccurredBefore exclusive: the usual
 	// half-open range, so consecutive ranges neither overlap nor leave gaps.
 	OccurredAfter  time.Time

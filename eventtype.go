@@ -231,34 +231,6 @@ func ResolvePointer(doc json.RawMessage, p string) (json.RawMessage, bool) {
 
 var pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
 
-// UnknownTypes settings.
-const (
-	UnknownTypesAccept = "accept"
-	UnknownTypesReject = "reject"
-)
-
-// Settings are an account's choices about how Herald treats its events.
-type Settings struct {
-	// UnknownTypes says what happens to events of types that are not
-	// registered: UnknownTypesAccept stores them unvalidated,
-	// UnknownTypesReject refuses them. Empty means accept.
-	UnknownTypes string `json:"unknownTypes"`
-}
-
-// Validate checks the settings, naming the field at fault.
-func (s *Settings) Validate() error {
-	switch s.UnknownTypes {
-	case UnknownTypesAccept, UnknownTypesReject:
-		return nil
-	}
-	return FieldErrorf("/unknownTypes", "must be %q or %q", UnknownTypesAccept, UnknownTypesReject)
-}
-
-// DefaultSettings are the settings of an account that has changed none.
-func DefaultSettings() *Settings {
-	return &Settings{UnknownTypes: UnknownTypesAccept}
-}
-
 // EventTypeService stores the event types an account has defined or
 // changed. Built-in types that an account has not changed are not stored:
 // the catalog package merges them in.
@@ -280,14 +252,4 @@ type EventTypeService interface {
 	// DeleteEventType returns ENOTFOUND if the account stores no such
 	// type. Events of the type are kept.
 	DeleteEventType(ctx context.Context, accountID, category, typ string) error
-}
-
-// SettingsService stores account settings.
-type SettingsService interface {
-	// FindSettings returns the account's settings, DefaultSettings if it
-	// has changed none, and ENOTFOUND if there is no such account.
-	FindSettings(ctx context.Context, accountID string) (*Settings, error)
-	// PutSettings replaces the account's settings; ENOTFOUND if there is
-	// no such account.
-	PutSettings(ctx context.Context, accountID string, s *Settings) error
 }

@@ -24,6 +24,10 @@ type Store interface {
 	herald.SettingsService
 	herald.LifecycleService
 	herald.ProfileService
+	herald.SessionService
+	herald.VisitService
+	herald.JourneySweeper
+	herald.AuditService
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error
