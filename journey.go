@@ -120,4 +120,3 @@ type JourneySweeper interface {
 	// now and returns how many it ended.
 	ExpireJourneys(ctx context.Context, now time.Time, limit int) (int, error)
 }
-
