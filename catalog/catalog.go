@@ -266,6 +266,17 @@ func fillSettings(s *herald.Settings) {
 	if s.UnknownTypes == "" {
 		s.UnknownTypes = d.UnknownTypes
 	}
+	// A zero duration was not given. (A list has no such tell: the API
+	// decodes settings over the defaults, and null there means none.)
+	for _, f := range []struct{ v, def *herald.Duration }{
+		{&s.Sessions.InactivityTimeout, &d.Sessions.InactivityTimeout},
+		{&s.Sessions.MaxLength, &d.Sessions.MaxLength},
+		{&s.Visits.Timeout, &d.Visits.Timeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
 }
 
 func notFound(category, typ string) error {

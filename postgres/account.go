@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,12 +12,13 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// CreateAccount stores a and, in the same transaction, its first key.
+// CreateAccount stores a and, in the same transaction, its first key and
+// the system events account created and apikey created.
 func (s *Store) CreateAccount(ctx context.Context, a *herald.Account, firstKey *herald.APIKey) error {
 	if err := checkFields("/id", a.ID, "/name", a.Name); err != nil {
 		return err
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
@@ -29,15 +31,41 @@ func (s *Store) CreateAccount(ctx context.Context, a *herald.Account, firstKey *
 	} else if err != nil {
 		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
+	// The new row is this transaction's alone: the lock waits for no one.
+	st, err := lockAccount(ctx, tx, a.ID)
+	if err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
+	}
+	now := time.Now()
+	created, err := herald.ChangeEvent(ctx, a.ID, herald.SubjectAccount, a.ID, herald.VerbCreated, now, nil, a)
+	if err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
+	}
+	events := []*herald.Event{created}
 	if firstKey != nil {
 		if err := insertKey(ctx, tx, firstKey); err != nil {
 			return err
 		}
+		e, err := herald.ChangeEvent(ctx, a.ID, herald.SubjectAPIKey, firstKey.ID, herald.VerbCreated, now, nil, firstKey)
+		if err != nil {
+			return fmt.Errorf("create account %s: %w", a.ID, err)
+		}
+		events = append(events, e)
+	}
+	if err := recordChange(ctx, tx, st, a.ID, events...); err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("create account %s: commit: %w", a.ID, err)
 	}
 	return nil
+}
+
+// begin begins an API change's transaction. READ COMMITTED whatever the
+// server's default, as in AppendEvents: the reads that follow the
+// account's lock must see what earlier holders of the lock committed.
+func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
+	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 }
 
 // FindAccountByID returns the account, or ENOTFOUND.
@@ -57,9 +85,38 @@ func (s *Store) FindAccountByID(ctx context.Context, id string) (*herald.Account
 	return &a, nil
 }
 
-// CreateKey stores k.
+// CreateKey stores k and, in the same transaction, the system event
+// apikey created.
 func (s *Store) CreateKey(ctx context.Context, k *herald.APIKey) error {
-	return insertKey(ctx, s.pool, k)
+	if !textOK(k.AccountID) {
+		return herald.Errorf(herald.ENOTFOUND, "account %q not found", k.AccountID)
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("create key %s: %w", k.ID, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	st, err := lockAccount(ctx, tx, k.AccountID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return err
+	} else if err != nil {
+		return fmt.Errorf("create key %s: %w", k.ID, err)
+	}
+	if err := insertKey(ctx, tx, k); err != nil {
+		return err
+	}
+	e, err := herald.ChangeEvent(ctx, k.AccountID, herald.SubjectAPIKey, k.ID, herald.VerbCreated, time.Now(), nil, k)
+	if err == nil {
+		err = recordChange(ctx, tx, st, k.AccountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("create key %s: %w", k.ID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("create key %s: commit: %w", k.ID, err)
+	}
+	return nil
 }
 
 // execer is what insertKey needs of a pool or a transaction.
@@ -138,17 +195,42 @@ func (s *Store) FindKeys(ctx context.Context, accountID string) ([]*herald.APIKe
 	return keys, nil
 }
 
-// DeleteKey deletes the account's key id, or returns ENOTFOUND.
+// DeleteKey deletes the account's key id and, in the same transaction,
+// writes the system event apikey deleted; ENOTFOUND if there is no such
+// key.
 func (s *Store) DeleteKey(ctx context.Context, accountID, id string) error {
+	notFound := herald.Errorf(herald.ENOTFOUND, "key %q not found", id)
 	if !textOK(accountID) || !textOK(id) {
-		return herald.Errorf(herald.ENOTFOUND, "key %q not found", id)
+		return notFound
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM api_keys WHERE account_id = $1 AND id = $2`, accountID, id)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("delete key %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return herald.Errorf(herald.ENOTFOUND, "key %q not found", id)
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	st, err := lockAccount(ctx, tx, accountID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return notFound
+	} else if err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	rows, _ := tx.Query(ctx, `DELETE FROM api_keys WHERE account_id = $1 AND id = $2 RETURNING `+keyColumns, accountID, id)
+	k, err := pgx.CollectExactlyOneRow(rows, scanKey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound
+	} else if err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectAPIKey, id, herald.VerbDeleted, time.Now(), k, nil)
+	if err == nil {
+		err = recordChange(ctx, tx, st, accountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("delete key %s: commit: %w", id, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package postgres stores Herald's accounts, API keys, events, event types,
-// settings, lifecycles and entity profiles in PostgreSQL, through pgx.
-// Several Herald processes may share one database.
+// settings, lifecycles, entity profiles, sessions and visits in
+// PostgreSQL, through pgx. Several Herald processes may share one
+// database.
 //
 // Open applies the embedded migrations (migrations/*.sql) in one
 // transaction that holds a PostgreSQL advisory lock, and records each in
@@ -26,15 +27,20 @@
 //     FOR NO KEY UPDATE), so that two transactions touching the same
 //     accounts cannot deadlock (NO KEY UPDATE excludes other appenders as
 //     FOR UPDATE would, without blocking the inserts of API keys, whose
-//     foreign key takes a KEY SHARE lock on the account);
+//     foreign key takes a KEY SHARE lock on the account), and reads with
+//     it the account's settings and the head of its audit chain;
 //  2. looks up which of the event ids are already stored, to answer
-//     "duplicate" or "conflict", and reads the lifecycles and profiles
-//     that the events join (herald.KeysOf);
+//     "duplicate" or "conflict", and reads the lifecycles, profiles,
+//     sessions and open visits that the events join (herald.KeysOf);
 //  3. decides by herald.PlanAppend, the rule every store follows: it
 //     numbers the new events last_seq+1, last_seq+2, … in the order
-//     received, and applies them to their lifecycles and profiles;
+//     received, applies them to their lifecycles, profiles, sessions and
+//     visits, adds the system events they cause (a profile created, a
+//     session started) and chains those into the audit log;
 //  4. inserts the events and the new lifecycles and profiles, updates
-//     the others, sets last_seq to the highest seq used, and commits.
+//     the others, upserts the sessions and visits, sets last_seq to the
+//     highest seq used and audit_head to the newest chain hash, and
+//     commits.
 //
 // The row lock is held until the transaction ends, and PostgreSQL releases
 // it only after the commit is visible to every new snapshot. A second
@@ -59,6 +65,27 @@
 // entity's events is wholly before the erasure (and erased) or wholly
 // after it.
 //
+// # System events and the audit chain
+//
+// Every change made through the API (an account, a key, an event type,
+// settings, an erasure) writes its system event in its own transaction,
+// through the same steps: the change takes the account's lock first, as
+// its first statement, then makes its change, then plans its system
+// events with herald.PlanAppend and writes them as an append would. So a
+// system event takes the account's next seq in commit order like any
+// event, its chain hash follows the head that the previous holder of the
+// lock left, and the change and its record commit together or not at
+// all. Taking the account's lock before any other lock, as appends do,
+// keeps a change and an append from waiting on each other in a cycle.
+//
+// ExpireJourneys, the sweeper of sessions and visits whose time ran out,
+// finds them without a lock, then for each account takes the lock, reads
+// them again and lets herald.PlanExpiry decide: a sweeper on another node
+// that ended them first, or an event that kept one alive, is seen after
+// the lock, so each ends once. VerifyAudit reads the head with last_seq
+// and walks the system events up to that seq through a partial index that
+// holds only them.
+//
 // The cost is that appends to one account are serial. Each append takes
 // two round trips to the database, both pipelined: one that begins the
 // transaction, takes the locks and does the reads, and one that writes
@@ -77,7 +104,9 @@
 // PostgreSQL has reported the commit durable (with synchronous_commit on,
 // its default).
 //
-// Event bodies are stored as bytea, the exact bytes that readers get back;
+// Event bodies are stored as bytea, the exact bytes that readers get back
+// (and that VerifyAudit hashes: a system event's chain hash is checked
+// against its stored body, so it must come back as it was written);
 // the envelope fields that can be filtered on are copied into columns, each
 // with an index that ends in seq, and so is the event's entity.
 //

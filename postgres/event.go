@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/heraldhq/herald"
@@ -19,25 +20,27 @@ import (
 
 // The statements of AppendEvents. See doc.go for why they run in this order.
 const (
-	// lockAccountsSQL locks the rows of the accounts written to. Rows are
-	// locked as they leave the sort, so in id order: two calls that share
-	// accounts take them in the same order and cannot deadlock. FOR NO KEY
-	// UPDATE conflicts with itself, as FOR UPDATE would, but not with the
-	// KEY SHARE lock that inserting an API key takes on its account.
-	lockAccountsSQL = `SELECT id, last_seq FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+	// lockAccountsSQL locks the rows of the accounts written to, and reads
+	// what the append needs of them. Rows are locked as they leave the
+	// sort, so in id order: two calls that share accounts take them in the
+	// same order and cannot deadlock. FOR NO KEY UPDATE conflicts with
+	// itself, as FOR UPDATE would, but not with the KEY SHARE lock that
+	// inserting an API key takes on its account.
+	lockAccountsSQL = `SELECT id, last_seq, audit_head, settings FROM accounts
+		WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 
 	// findStoredSQL finds which of the ids are already taken. It runs after
 	// the lock, in its own statement, so its snapshot sees every event that
-	// an earlier holder of the lock committed. So do the two that follow,
-	// for lifecycles and profiles.
+	// an earlier holder of the lock committed. So do the lookups that
+	// follow, for lifecycles, profiles, sessions and visits.
 	// Each looks its keys up one by one, through the primary key: a
 	// LATERAL join cannot become a hash join over the whole table, which
 	// the planner picks for an IN list once a table is small enough, and
 	// which would then grow with the table.
-	findStoredSQL = `SELECT e.account_id, e.id, e.seq, e.received_at, e.hash
+	findStoredSQL = `SELECT e.account_id, e.id, e.seq, e.received_at, e.hash, e.session_id
 		FROM unnest($1::text[], $2::text[]) AS u (account_id, id)
-		CROSS JOIN LATERAL (SELECT account_id, id, seq, received_at, hash FROM events
-			WHERE events.account_id = u.account_id AND events.id = u.id) AS e`
+		CROSS JOIN LATERAL (SELECT account_id, id, seq, received_at, hash, COALESCE(session_id, '') AS session_id
+			FROM events WHERE events.account_id = u.account_id AND events.id = u.id) AS e`
 
 	findLifecyclesSQL = `SELECT l.* FROM unnest($1::text[], $2::text[]) AS u (account_id, id)
 		CROSS JOIN LATERAL (SELECT ` + lifecycleColumns + ` FROM lifecycles
@@ -61,15 +64,19 @@ const (
 		event_lifecycle_id, core_customer_id, agent_id, session_id, primary_id, origin,
 		occurred_at, received_at, hash, body, entity_id)`
 
-	updateLastSeqSQL = `UPDATE accounts SET last_seq = u.last_seq
-		FROM unnest($1::text[], $2::bigint[]) AS u (id, last_seq)
+	// updateAccountsSQL moves last_seq and the head of the audit chain; a
+	// NULL leaves the column as it was.
+	updateAccountsSQL = `UPDATE accounts SET last_seq = COALESCE(u.last_seq, accounts.last_seq),
+		audit_head = COALESCE(u.audit_head, accounts.audit_head)
+		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u (id, last_seq, audit_head)
 		WHERE accounts.id = u.id`
 )
 
-// AppendEvents stores the events of all batches, and the lifecycles and
-// profiles they change, in one transaction. See herald.EventService for
-// the contract, herald.PlanAppend for the rule, and doc.go for how seqs
-// stay in commit order.
+// AppendEvents stores the events of all batches, and the lifecycles,
+// profiles, sessions and visits they change, with the system events they
+// cause, in one transaction. See herald.EventService for the contract,
+// herald.PlanAppend for the rule, and doc.go for how seqs stay in commit
+// order.
 func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) error {
 	for bi, b := range batches {
 		if b == nil {
@@ -98,7 +105,10 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	}
 	defer conn.Release()
 
-	if err := appendEvents(ctx, conn, batches, keys); err != nil {
+	_, err = runAppend(ctx, conn, keys, func(st *herald.AppendState) (*herald.AppendPlan, error) {
+		return herald.PlanAppend(batches, st, checkEvent)
+	})
+	if err != nil {
 		rollback(conn)
 		// Nothing was stored: undo what PlanAppend and the encoding did.
 		for _, b := range batches {
@@ -112,19 +122,15 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	return nil
 }
 
-// appendEvents runs the transaction of AppendEvents on conn.
-func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.AppendBatch, keys herald.AppendKeys) error {
-	// Round trip 1: begin, lock the accounts, read what PlanAppend needs.
+// runAppend runs on conn a transaction of its own that reads the state of
+// keys under the accounts' locks, lets decide plan the writes, writes them
+// and commits: AppendEvents, and the sweep of ExpireJourneys. It takes two
+// round trips. On error the caller rolls back.
+func runAppend(ctx context.Context, conn *pgxpool.Conn, keys herald.AppendKeys,
+	decide func(*herald.AppendState) (*herald.AppendPlan, error)) (*herald.AppendPlan, error) {
+	// Round trip 1: begin, lock the accounts, read what the plan needs.
 	// Pipelined, the statements still run one after the other: the reads
 	// start only once the locks are held.
-	st := &herald.AppendState{
-		LastSeq:    make(map[string]int64, len(keys.Accounts)),
-		Stored:     make(map[herald.Ref]herald.StoredEvent, len(keys.Events)),
-		Lifecycles: make(map[herald.Ref]*herald.Lifecycle, len(keys.Lifecycles)),
-		Profiles:   make(map[herald.Ref]*herald.Profile, len(keys.Profiles)),
-	}
-	// Which lifecycles and profiles exist: PlanAppend adds the others.
-	hadLifecycle, hadProfile := map[herald.Ref]bool{}, map[herald.Ref]bool{}
 	b := &pgx.Batch{}
 	// READ COMMITTED whatever the server's default: each read must take a
 	// snapshot of its own, after the lock (see doc.go).
@@ -135,13 +141,78 @@ func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.App
 	// under herald bench on a fresh database, where a commit's lookups came
 	// to take 100 ms. Planning anew costs well under a millisecond.
 	b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
+	st := queueReads(b, keys)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+
+	plan, err := decide(&st.AppendState)
+	if err != nil {
+		return nil, err
+	}
+	b = &pgx.Batch{}
+	if err := queueWrites(b, plan, st); err != nil {
+		return nil, err
+	}
+	b.Queue("COMMIT")
+
+	// Round trip 2: write, move last_seq, commit. If a statement
+	// fails, the server skips the rest, COMMIT included, and the caller
+	// rolls back. The caller's cancellation no longer applies: cancelling
+	// a COMMIT in flight would leave its outcome unknown, and an error
+	// must mean that nothing was stored.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// appendState is what the first round trip of an append read.
+type appendState struct {
+	herald.AppendState
+	// Which lifecycles and profiles exist: the plan adds the others.
+	hadLifecycle, hadProfile map[herald.Ref]bool
+}
+
+// queueReads queues into b the lock of the accounts of keys and the
+// lookups of the rest, which fill the state as their results come in.
+// A lookup with no keys is not sent.
+func queueReads(b *pgx.Batch, keys herald.AppendKeys) *appendState {
+	st := &appendState{
+		AppendState: herald.AppendState{
+			LastSeq:    make(map[string]int64, len(keys.Accounts)),
+			Stored:     make(map[herald.Ref]herald.StoredEvent, len(keys.Events)),
+			Lifecycles: make(map[herald.Ref]*herald.Lifecycle, len(keys.Lifecycles)),
+			Profiles:   make(map[herald.Ref]*herald.Profile, len(keys.Profiles)),
+			Sessions:   make(map[herald.Ref]*herald.Session, len(keys.Sessions)),
+			Visits:     make(map[herald.Ref]*herald.Visit, len(keys.Visits)),
+			Settings:   make(map[string]*herald.Settings, len(keys.Accounts)),
+			AuditHead:  make(map[string]string, len(keys.Accounts)),
+		},
+		hadLifecycle: map[herald.Ref]bool{},
+		hadProfile:   map[herald.Ref]bool{},
+	}
 	b.Queue(lockAccountsSQL, keys.Accounts).Query(func(rows pgx.Rows) error {
 		var (
-			id  string
-			seq int64
+			id       string
+			seq      int64
+			head     *string
+			settings []byte
 		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &seq, &head, &settings}, func() error {
 			st.LastSeq[id] = seq
+			if head != nil {
+				st.AuditHead[id] = *head
+			}
+			if settings != nil {
+				decoded, err := herald.DecodeSettings(settings)
+				if err != nil {
+					return fmt.Errorf("decode settings of %s: %w", id, err)
+				}
+				st.Settings[id] = decoded
+			}
 			return nil
 		})
 		return err
@@ -152,7 +223,7 @@ func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.App
 				r  herald.Ref
 				se herald.StoredEvent
 			)
-			_, err := pgx.ForEachRow(rows, []any{&r.AccountID, &r.ID, &se.Seq, &se.ReceivedAt, &se.Hash}, func() error {
+			_, err := pgx.ForEachRow(rows, []any{&r.AccountID, &r.ID, &se.Seq, &se.ReceivedAt, &se.Hash, &se.SessionID}, func() error {
 				se.ReceivedAt = se.ReceivedAt.UTC()
 				st.Stored[r] = se
 				return nil
@@ -168,7 +239,7 @@ func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.App
 					return err
 				}
 				r := herald.Ref{AccountID: l.AccountID, ID: l.ID}
-				st.Lifecycles[r], hadLifecycle[r] = l, true
+				st.Lifecycles[r], st.hadLifecycle[r] = l, true
 			}
 			return rows.Err()
 		})
@@ -181,47 +252,112 @@ func appendEvents(ctx context.Context, conn *pgxpool.Conn, batches []*herald.App
 					return err
 				}
 				r := herald.Ref{AccountID: p.AccountID, ID: p.ID}
-				st.Profiles[r], hadProfile[r] = p, true
+				st.Profiles[r], st.hadProfile[r] = p, true
 			}
 			return rows.Err()
 		})
 	}
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return err
+	if accounts, ids := splitRefs(keys.Sessions); len(ids) > 0 {
+		b.Queue(findSessionsSQL, accounts, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				se, err := scanSession(rows)
+				if err != nil {
+					return err
+				}
+				st.Sessions[herald.Ref{AccountID: se.AccountID, ID: se.ID}] = se
+			}
+			return rows.Err()
+		})
 	}
+	if accounts, ids := splitRefs(keys.Visits); len(ids) > 0 {
+		b.Queue(findOpenVisitsSQL, accounts, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				v, err := scanVisit(rows)
+				if err != nil {
+					return err
+				}
+				// Keyed by entity: the visit an entity's next event joins.
+				st.Visits[herald.Ref{AccountID: v.AccountID, ID: v.EntityID}] = v
+			}
+			return rows.Err()
+		})
+	}
+	return st
+}
 
-	plan, err := herald.PlanAppend(batches, st, checkEvent)
-	if err != nil {
-		return err
-	}
-	b = &pgx.Batch{}
+// queueWrites encodes what plan writes and queues one statement for each
+// kind of write, over arrays of rows.
+func queueWrites(b *pgx.Batch, plan *herald.AppendPlan, st *appendState) error {
 	if err := queueEvents(b, plan.Events); err != nil {
 		return err
 	}
-	if err := queueLifecycles(b, plan.Lifecycles, hadLifecycle); err != nil {
+	if err := queueLifecycles(b, plan.Lifecycles, st.hadLifecycle); err != nil {
 		return err
 	}
-	if err := queueProfiles(b, plan.Profiles, hadProfile); err != nil {
+	if err := queueProfiles(b, plan.Profiles, st.hadProfile); err != nil {
 		return err
 	}
-	if len(plan.LastSeq) > 0 {
-		accounts := slices.Sorted(maps.Keys(plan.LastSeq))
-		seqs := make([]int64, len(accounts))
-		for i, a := range accounts {
-			seqs[i] = plan.LastSeq[a]
+	queueSessions(b, plan.Sessions)
+	queueVisits(b, plan.Visits)
+	accounts := slices.Sorted(maps.Keys(plan.LastSeq))
+	for a := range plan.AuditHead {
+		if _, ok := plan.LastSeq[a]; !ok {
+			accounts = append(accounts, a)
 		}
-		b.Queue(updateLastSeqSQL, accounts, seqs)
 	}
-	b.Queue("COMMIT")
+	if len(accounts) > 0 {
+		seqs, heads := make([]pgtype.Int8, len(accounts)), make([]pgtype.Text, len(accounts))
+		for i, a := range accounts {
+			seq, ok := plan.LastSeq[a]
+			seqs[i] = pgtype.Int8{Int64: seq, Valid: ok}
+			head, ok := plan.AuditHead[a]
+			heads[i] = pgtype.Text{String: head, Valid: ok && head != ""}
+		}
+		b.Queue(updateAccountsSQL, accounts, seqs, heads)
+	}
+	return nil
+}
 
-	// Round trip 2: write, move last_seq, commit. If a statement
-	// fails, the server skips the rest, COMMIT included, and the caller
-	// rolls back. The caller's cancellation no longer applies: cancelling
-	// a COMMIT in flight would leave its outcome unknown, and an error
-	// must mean that nothing was stored.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	return conn.SendBatch(ctx, b).Close()
+// lockAccount takes, in tx, the lock that AppendEvents takes on the
+// account, and reads what appending to it needs: an API change takes it
+// before anything else, so that its system events are numbered and
+// chained like any append, and so that it takes its locks in the order
+// appends do. ENOTFOUND if there is no such account.
+func lockAccount(ctx context.Context, tx pgx.Tx, accountID string) (*appendState, error) {
+	b := &pgx.Batch{}
+	st := queueReads(b, herald.AppendKeys{Accounts: []string{accountID}})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("lock account %s: %w", accountID, err)
+	}
+	if _, ok := st.LastSeq[accountID]; !ok {
+		return nil, herald.Errorf(herald.ENOTFOUND, "account %q not found", accountID)
+	}
+	return st, nil
+}
+
+// recordChange appends, in tx, the system events of an API change to the
+// account that lockAccount locked in tx, by the rule of AppendEvents
+// (herald.PlanAppend), so that they take the account's next seqs and
+// extend its audit chain. The caller commits.
+func recordChange(ctx context.Context, tx pgx.Tx, st *appendState, accountID string, events ...*herald.Event) error {
+	batch := &herald.AppendBatch{AccountID: accountID, Events: events, Atomic: true, By: herald.ActorFrom(ctx)}
+	plan, err := herald.PlanAppend([]*herald.AppendBatch{batch}, &st.AppendState, checkEvent)
+	if err != nil {
+		return fmt.Errorf("record the change: %w", err)
+	}
+	for i, r := range batch.Results {
+		if r.Err != nil {
+			return fmt.Errorf("record the change: system event %s %s: %w", events[i].Category, events[i].Type, r.Err)
+		}
+	}
+	b := &pgx.Batch{}
+	if err := queueWrites(b, plan, st); err != nil {
+		return fmt.Errorf("record the change: %w", err)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record the change: %w", err)
+	}
+	return nil
 }
 
 // commitTimeout bounds the last round trip of AppendEvents, which the
@@ -381,6 +517,14 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 			q.where(c.column+" =", c.value)
 		}
 	}
+	if len(f.Types) > 0 {
+		types := textOnly(f.Types)
+		none = none || len(types) == 0
+		q.and("type = ANY(" + q.param(types) + ")")
+	}
+	if len(f.Sources) > 0 {
+		none = none || !whereSources(q, f.Sources)
+	}
 	if none {
 		return []*herald.Event{}, nil
 	}
@@ -421,6 +565,43 @@ func (s *Store) FindEvents(ctx context.Context, accountID string, f herald.Event
 		return nil, fmt.Errorf("find events: %w", err)
 	}
 	return events, nil
+}
+
+// whereSources adds the condition of EventFilter.Sources: any of the
+// categories, each with any of its primary ids, or with any primary id
+// when its list is empty. It reports false when no stored event can match.
+func whereSources(q *query, sources map[string][]string) bool {
+	var groups []string
+	for _, category := range slices.Sorted(maps.Keys(sources)) {
+		if !textOK(category) {
+			continue
+		}
+		ids := sources[category]
+		if len(ids) == 0 {
+			groups = append(groups, "category = "+q.param(category))
+			continue
+		}
+		if ids = textOnly(ids); len(ids) > 0 {
+			groups = append(groups, "(category = "+q.param(category)+" AND primary_id = ANY("+q.param(ids)+"))")
+		}
+	}
+	if len(groups) == 0 {
+		return false
+	}
+	q.and("(" + strings.Join(groups, " OR ") + ")")
+	return true
+}
+
+// textOnly returns the values of list that a text column can hold: the
+// others match nothing.
+func textOnly(list []string) []string {
+	kept := make([]string, 0, len(list))
+	for _, v := range list {
+		if textOK(v) {
+			kept = append(kept, v)
+		}
+	}
+	return kept
 }
 
 // decodeEvent returns the event stored as body.

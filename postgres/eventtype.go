@@ -87,21 +87,16 @@ func (s *Store) CreateEventType(ctx context.Context, t *herald.EventType) error 
 	return err
 }
 
-// upsertEventTypeSQL and insertEventTypeSQL store a type's definition; the
-// second leaves an existing one alone and returns no row.
-const (
-	upsertEventTypeSQL = `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
-		VALUES ($1, $2, $3, $4::text::json, $5, $6)
-		ON CONFLICT (account_id, category, type) DO UPDATE SET
-			definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at
-		RETURNING created_at, xmax = 0`
-	insertEventTypeSQL = `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
-		VALUES ($1, $2, $3, $4::text::json, $5, $6)
-		ON CONFLICT (account_id, category, type) DO NOTHING
-		RETURNING created_at, true`
-)
+// upsertEventTypeSQL stores a type's definition, new or not.
+const upsertEventTypeSQL = `INSERT INTO event_types (account_id, category, type, definition, created_at, updated_at)
+	VALUES ($1, $2, $3, $4::text::json, $5, $6)
+	ON CONFLICT (account_id, category, type) DO UPDATE SET
+		definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at`
 
 // putEventType is PutEventType, or CreateEventType when replace is false.
+// It holds the account's lock, as AppendEvents does, from before it reads
+// the stored type to the commit: two changes of one type cannot cross,
+// and the system event's before is what the change replaced.
 func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace bool) (created bool, err error) {
 	if !textOK(t.AccountID) {
 		return false, herald.Errorf(herald.ENOTFOUND, "account %q not found", t.AccountID)
@@ -132,25 +127,57 @@ func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace b
 		return false, herald.FieldErrorf("/schema", "must be valid UTF-8")
 	}
 
-	// xmax is 0 in a row version that an insert made, and set in one
-	// that ON CONFLICT updated.
-	stmt := upsertEventTypeSQL
-	if !replace {
-		stmt = insertEventTypeSQL
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
 	}
-	err = s.pool.QueryRow(ctx, stmt,
-		t.AccountID, t.Category, t.Type, string(definition), createdAt, updatedAt).Scan(&createdAt, &created)
-	if errors.Is(err, pgx.ErrNoRows) {
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	st, err := lockAccount(ctx, tx, t.AccountID)
+	if err != nil {
+		return false, err
+	}
+	before, err := scanEventType(tx.QueryRow(ctx, `SELECT `+eventTypeColumns+` FROM event_types
+		WHERE account_id = $1 AND category = $2 AND type = $3`, t.AccountID, t.Category, t.Type), t.AccountID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		before = nil
+	case err != nil:
+		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
+	case !replace:
 		return false, herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
-	} else if constraint, ok := isUniqueViolation(err); ok && constraint == "event_types_type_key" {
+	default:
+		createdAt = before.CreatedAt // kept on replace
+	}
+	_, err = tx.Exec(ctx, upsertEventTypeSQL,
+		t.AccountID, t.Category, t.Type, string(definition), createdAt, updatedAt)
+	if constraint, ok := isUniqueViolation(err); ok && constraint == "event_types_type_key" {
+		// Give the connection back before taking another, so that
+		// changes that fail together cannot drain the pool.
+		_ = tx.Rollback(ctx)
 		return false, s.typeNameTaken(ctx, t)
-	} else if isForeignKeyViolation(err) {
-		return false, herald.Errorf(herald.ENOTFOUND, "account %q not found", t.AccountID)
 	} else if err != nil {
 		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
 	}
-	t.CreatedAt, t.UpdatedAt = createdAt.UTC(), updatedAt
-	return created, nil
+
+	after := def
+	after.CreatedAt, after.UpdatedAt = createdAt, updatedAt
+	var change *herald.Event
+	if before == nil {
+		change, err = herald.ChangeEvent(ctx, t.AccountID, herald.SubjectEventType, t.Key(), herald.VerbCreated, time.Now(), nil, &after)
+	} else {
+		change, err = herald.ChangeEvent(ctx, t.AccountID, herald.SubjectEventType, t.Key(), herald.VerbUpdated, time.Now(), before, &after)
+	}
+	if err == nil {
+		err = recordChange(ctx, tx, st, t.AccountID, change)
+	}
+	if err != nil {
+		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("put event type %s: commit: %w", t.Key(), err)
+	}
+	t.CreatedAt, t.UpdatedAt = createdAt, updatedAt
+	return before == nil, nil
 }
 
 // typeNameTaken returns the ECONFLICT error of PutEventType(t) when
@@ -170,20 +197,42 @@ func (s *Store) typeNameTaken(ctx context.Context, t *herald.EventType) error {
 		t.Type, other, t.SchemaName())
 }
 
-// DeleteEventType returns ENOTFOUND if the account stores no such type.
-// Events of the type are kept.
+// DeleteEventType deletes the type and, in the same transaction, writes
+// the system event eventtype deleted; ENOTFOUND if the account stores no
+// such type. Events of the type are kept.
 func (s *Store) DeleteEventType(ctx context.Context, accountID, category, typ string) error {
 	notFound := herald.Errorf(herald.ENOTFOUND, "event type %s/%s not found", category, typ)
 	if !textOK(accountID) || !textOK(category) || !textOK(typ) {
 		return notFound
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM event_types WHERE account_id = $1 AND category = $2 AND type = $3`,
-		accountID, category, typ)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
 	}
-	if tag.RowsAffected() == 0 {
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	st, err := lockAccount(ctx, tx, accountID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
 		return notFound
+	} else if err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	before, err := scanEventType(tx.QueryRow(ctx, `DELETE FROM event_types
+		WHERE account_id = $1 AND category = $2 AND type = $3 RETURNING `+eventTypeColumns,
+		accountID, category, typ), accountID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound
+	} else if err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectEventType, before.Key(), herald.VerbDeleted, time.Now(), before, nil)
+	if err == nil {
+		err = recordChange(ctx, tx, st, accountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("delete event type %s/%s: commit: %w", category, typ, err)
 	}
 	return nil
 }
@@ -204,17 +253,16 @@ func (s *Store) FindSettings(ctx context.Context, accountID string) (*herald.Set
 	}
 	// Decoded over the defaults: a setting added after these were stored
 	// takes its default value.
-	settings := herald.DefaultSettings()
-	if stored != nil {
-		if err := json.Unmarshal(stored, settings); err != nil {
-			return nil, fmt.Errorf("decode settings of %s: %w", accountID, err)
-		}
+	settings, err := herald.DecodeSettings(stored)
+	if err != nil {
+		return nil, fmt.Errorf("decode settings of %s: %w", accountID, err)
 	}
 	return settings, nil
 }
 
-// PutSettings replaces the account's settings. ENOTFOUND if there is no
-// such account.
+// PutSettings replaces the account's settings and, in the same
+// transaction, writes the system event settings updated. ENOTFOUND if
+// there is no such account.
 func (s *Store) PutSettings(ctx context.Context, accountID string, settings *herald.Settings) error {
 	notFound := herald.Errorf(herald.ENOTFOUND, "account %q not found", accountID)
 	if !textOK(accountID) {
@@ -224,12 +272,34 @@ func (s *Store) PutSettings(ctx context.Context, accountID string, settings *her
 	if err != nil {
 		return fmt.Errorf("put settings of %s: encode: %w", accountID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET settings = $2::text::json WHERE id = $1`, accountID, string(encoded))
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("put settings of %s: %w", accountID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	st, err := lockAccount(ctx, tx, accountID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
 		return notFound
+	} else if err != nil {
+		return fmt.Errorf("put settings of %s: %w", accountID, err)
+	}
+	// The lock read them, decoded over the defaults.
+	before := st.Settings[accountID]
+	if before == nil {
+		before = herald.DefaultSettings()
+	}
+	if _, err := tx.Exec(ctx, `UPDATE accounts SET settings = $2::text::json WHERE id = $1`, accountID, string(encoded)); err != nil {
+		return fmt.Errorf("put settings of %s: %w", accountID, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectSettings, accountID, herald.VerbUpdated, time.Now(), before, settings)
+	if err == nil {
+		err = recordChange(ctx, tx, st, accountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("put settings of %s: %w", accountID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("put settings of %s: commit: %w", accountID, err)
 	}
 	return nil
 }

@@ -35,7 +35,8 @@ type Options struct {
 const DefaultMaxConns = 8
 
 // Store is Herald's storage on PostgreSQL: accounts, API keys, events,
-// event types, settings, lifecycles and profiles. It is safe for
+// event types, settings, lifecycles, profiles, sessions, visits and the
+// audit chain of system events. It is safe for
 // concurrent use, also by several processes on one database.
 type Store struct {
 	pool *pgxpool.Pool

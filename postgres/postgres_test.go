@@ -134,7 +134,7 @@ func TestOpenConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0001_init", "0002_types_lifecycles_profiles"}; !slices.Equal(versions, want) {
+	if want := []string{"0001_init", "0002_types_lifecycles_profiles", "0003_sessions_visits_audit"}; !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations = %v, want %v", versions, want)
 	}
 }
@@ -189,11 +189,12 @@ func TestTextPostgresRefuses(t *testing.T) {
 	if r := b.Results[0]; herald.ErrorCode(r.Err) != herald.EINVALID {
 		t.Errorf("event with NUL in agentId: result %+v, want EINVALID", r)
 	}
-	if r := b.Results[1]; r.Err != nil || r.Seq != 1 {
-		t.Errorf("event with binary data: result %+v, want stored with seq 1", r)
+	// Seq 1 is the system event account created.
+	if r := b.Results[1]; r.Err != nil || r.Seq != 2 {
+		t.Errorf("event with binary data: result %+v, want stored with seq 2", r)
 	}
-	if r := other.Results[0]; r.Err != nil || r.Seq != 2 {
-		t.Errorf("other batch: result %+v, want stored with seq 2", r)
+	if r := other.Results[0]; r.Err != nil || r.Seq != 3 {
+		t.Errorf("other batch: result %+v, want stored with seq 3", r)
 	}
 	got, err := s.FindEventByID(ctx, "acme", "bin")
 	if err != nil {
@@ -285,9 +286,10 @@ func testSameEventsFromTwoNodes(t *testing.T, dbURL string) {
 	if stored != events {
 		t.Errorf("%d events stored, want %d (one per id)", stored, events)
 	}
-	list, err := nodes[1].FindEvents(t.Context(), "acme", herald.EventFilter{Limit: 1000})
-	if err != nil || len(list) != events || list[events-1].Seq != events {
-		t.Errorf("FindEvents = %d events, %v; want %d with seqs 1 to %d", len(list), err, events, events)
+	// Seq 1 is the system event account created.
+	list, err := nodes[1].FindEvents(t.Context(), "acme", herald.EventFilter{Origin: herald.OriginAPI, Limit: 1000})
+	if err != nil || len(list) != events || list[0].Seq != 2 || list[events-1].Seq != events+1 {
+		t.Errorf("FindEvents = %d events, %v; want %d with seqs 2 to %d", len(list), err, events, events+1)
 	}
 }
 

@@ -200,26 +200,24 @@ const eraseChunk = 500
 //
 // It takes the account's row lock that AppendEvents takes, and reads after
 // it, so that an append of the entity's events is either wholly before the
-// erasure, and erased, or wholly after it.
+// erasure, and erased, or wholly after it. It writes the system event
+// entity deleted in the same commit.
 func (s *Store) EraseProfile(ctx context.Context, accountID, id string) (int64, error) {
 	notFound := herald.Errorf(herald.ENOTFOUND, "profile %q not found", id)
 	if !textOK(accountID) || !textOK(id) {
 		return 0, notFound // could not have been stored
 	}
-	// READ COMMITTED whatever the server's default, as in AppendEvents:
-	// the reads must see what earlier holders of the lock committed.
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("erase profile %s: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
-	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
+	st, err := lockAccount(ctx, tx, accountID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
 		return 0, notFound
 	} else if err != nil {
-		return 0, fmt.Errorf("erase profile %s: lock account: %w", id, err)
+		return 0, fmt.Errorf("erase profile %s: %w", id, err)
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM profiles WHERE account_id = $1 AND id = $2`, accountID, id)
 	if err != nil {
@@ -238,6 +236,21 @@ func (s *Store) EraseProfile(ctx context.Context, accountID, id string) (int64, 
 			WHERE account_id = $1 AND entity_id = $2 AND event_lifecycle_id IS NOT NULL))`,
 		accountID, id); err != nil {
 		return 0, fmt.Errorf("erase profile %s: redact lifecycles: %w", id, err)
+	}
+	// The record of the erasure says what was erased, not what it held.
+	// System events have no entity, so an erasure never redacts one, which
+	// would break the audit chain.
+	e, err := herald.SystemEvent{
+		AccountID: accountID, SubjectType: herald.SubjectEntity, SubjectID: id, Verb: herald.VerbDeleted,
+		By: herald.ActorFrom(ctx), At: time.Now(),
+		Notes:  "the entity's profile was erased and the personal data of its events redacted",
+		Fields: map[string]any{"redactedEvents": redacted},
+	}.Event()
+	if err == nil {
+		err = recordChange(ctx, tx, st, accountID, e)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("erase profile %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("erase profile %s: commit: %w", id, err)

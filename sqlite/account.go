@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -27,11 +28,25 @@ func (s *Store) CreateAccount(ctx context.Context, a *herald.Account, firstKey *
 	case err != nil:
 		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
+	now := time.Now()
+	created, err := herald.ChangeEvent(ctx, a.ID, herald.SubjectAccount, a.ID, herald.VerbCreated, now, nil, a)
+	if err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
+	}
+	events := []*herald.Event{created}
 	if firstKey != nil {
 		firstKey.AccountID = a.ID
 		if err := insertKey(ctx, tx, firstKey); err != nil {
 			return err
 		}
+		e, err := herald.ChangeEvent(ctx, a.ID, herald.SubjectAPIKey, firstKey.ID, herald.VerbCreated, now, nil, firstKey)
+		if err != nil {
+			return fmt.Errorf("create account %s: %w", a.ID, err)
+		}
+		events = append(events, e)
+	}
+	if err := s.recordChange(ctx, tx, a.ID, events...); err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create account %s: %w", a.ID, err)
@@ -65,6 +80,13 @@ func (s *Store) CreateKey(ctx context.Context, k *herald.APIKey) error {
 	defer tx.Rollback()
 	if err := insertKey(ctx, tx, k); err != nil {
 		return err
+	}
+	e, err := herald.ChangeEvent(ctx, k.AccountID, herald.SubjectAPIKey, k.ID, herald.VerbCreated, time.Now(), nil, k)
+	if err == nil {
+		err = s.recordChange(ctx, tx, k.AccountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("create key %s: %w", k.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create key %s: %w", k.ID, err)
@@ -140,16 +162,30 @@ func (s *Store) FindKeys(ctx context.Context, accountID string) ([]*herald.APIKe
 
 // DeleteKey returns ENOTFOUND if the account has no such key.
 func (s *Store) DeleteKey(ctx context.Context, accountID, id string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM api_keys WHERE account_id = ? AND id = ?", accountID, id)
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete key %s: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete key %s: %w", id, err)
-	}
-	if n == 0 {
+	defer tx.Rollback()
+	k, err := scanKey(tx.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE account_id = ? AND id = ?", accountID, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return herald.Errorf(herald.ENOTFOUND, "key %q not found", id)
+	case err != nil:
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM api_keys WHERE account_id = ? AND id = ?", accountID, id); err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectAPIKey, id, herald.VerbDeleted, time.Now(), k, nil)
+	if err == nil {
+		err = s.recordChange(ctx, tx, accountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
 	}
 	return nil
 }

@@ -1,5 +1,6 @@
 // Package sqlite implements Herald's accounts, API keys, events, event
-// types, settings, lifecycles and profiles on an embedded SQLite database
+// types, settings, lifecycles, profiles, sessions, visits and audit chain
+// on an embedded SQLite database
 // (modernc.org/sqlite: pure Go, no cgo), so that `herald serve` needs no
 // other service.
 //
@@ -11,10 +12,17 @@
 // order: a reader paging by seq never skips an event.
 //
 // AppendEvents follows herald.PlanAppend: inside its write transaction it
-// reads what the plan needs (last seqs, stored ids, the lifecycles and
-// profiles the events touch: one query per account and kind), and writes
-// the events with their lifecycles and profiles in the same commit, so that
-// a crash never leaves them apart.
+// reads what the plan needs (last seqs, audit heads and settings, stored
+// ids, the lifecycles, profiles, sessions and open visits the events
+// touch: one query per account and kind), and writes the events with their
+// lifecycles, profiles, sessions, visits and system events in the same
+// commit, so that a crash never leaves them apart. Every change made
+// through the API (accounts, keys, event types, settings, erasures) writes
+// its system event by the same path, in the change's own transaction, so
+// that system events take seqs and links of the audit chain in commit
+// order. ExpireJourneys ends sessions and visits that timed out, one write
+// transaction per account, re-reading them under the write lock so that
+// two sweepers end each once.
 //
 // Commits append to the WAL only; a background goroutine owned by the Store
 // copies the WAL into the database file (checkpoints), so that no request

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/heraldhq/herald"
@@ -29,14 +31,22 @@ type occurredRange struct{ min, max int64 }
 // array of ids, so that each is one query per account whatever the number
 // of ids.
 const (
-	selectLastSeq = "SELECT last_seq FROM accounts WHERE id = ?"
-	updateLastSeq = "UPDATE accounts SET last_seq = ? WHERE id = ?"
-	selectStored  = `SELECT id, seq, received_at, hash FROM events
+	selectAccountState = "SELECT last_seq, audit_head, settings FROM accounts WHERE id = ?"
+	updateLastSeq      = "UPDATE accounts SET last_seq = ? WHERE id = ?"
+	updateAuditHead    = "UPDATE accounts SET audit_head = ? WHERE id = ?"
+	selectStored       = `SELECT id, seq, received_at, hash, session_id FROM events
 		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
 	selectLifecyclesIn = "SELECT " + lifecycleColumns + ` FROM lifecycles
 		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
 	selectProfilesIn = "SELECT " + profileColumns + ` FROM profiles
 		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	selectSessionsIn = "SELECT " + sessionColumns + ` FROM sessions
+		WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+	// The open visit of each entity, from the index of open visits. No
+	// ORDER BY: SQLite would rather read every visit of the account in
+	// first_seq order than sort the few it finds.
+	selectOpenVisitsIn = "SELECT " + visitColumns + ` FROM visits
+		WHERE account_id = ? AND entity_id IN (SELECT value FROM json_each(?)) AND ended_at IS NULL`
 	insertEvent = `INSERT INTO events (
 		account_id, seq, id, category, type, event_status, event_lifecycle_id, core_customer_id,
 		agent_id, session_id, primary_id, origin, occurred_at, received_at, hash, body, entity_id
@@ -50,22 +60,24 @@ const (
 
 // writeStmts are the prepared statements of AppendEvents.
 type writeStmts struct {
-	lastSeq, updateSeq, stored, lifecycles, profiles *sql.Stmt
-	insert, lifecycle, profile, block                *sql.Stmt
+	account, updateSeq, updateHead, stored, lifecycles, profiles, sessions, visits *sql.Stmt
+	insert, lifecycle, profile, session, openSession, visit, openVisit, block      *sql.Stmt
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
-		&w.lastSeq, &w.updateSeq, &w.stored, &w.lifecycles, &w.profiles,
-		&w.insert, &w.lifecycle, &w.profile, &w.block,
+		&w.account, &w.updateSeq, &w.updateHead, &w.stored, &w.lifecycles, &w.profiles, &w.sessions, &w.visits,
+		&w.insert, &w.lifecycle, &w.profile, &w.session, &w.openSession, &w.visit, &w.openVisit, &w.block,
 	}
 }
 
 func prepareWrites(ctx context.Context, db *sql.DB) (*writeStmts, error) {
 	w := &writeStmts{}
 	texts := []string{
-		selectLastSeq, updateLastSeq, selectStored, selectLifecyclesIn, selectProfilesIn,
-		insertEvent, upsertLifecycle, upsertProfile, upsertBlock,
+		selectAccountState, updateLastSeq, updateAuditHead, selectStored, selectLifecyclesIn, selectProfilesIn,
+		selectSessionsIn, selectOpenVisitsIn,
+		insertEvent, upsertLifecycle, upsertProfile, upsertSession, upsertOpenSession, upsertVisit, upsertOpenVisit,
+		upsertBlock,
 	}
 	for i, stmt := range w.all() {
 		var err error
@@ -85,8 +97,9 @@ func (w *writeStmts) close() {
 	}
 }
 
-// AppendEvents stores the events of all batches, and the lifecycles and
-// profiles they change, in one transaction: see herald.EventService and
+// AppendEvents stores the events of all batches, and the lifecycles,
+// profiles, sessions and visits they change, with the system events they
+// cause, in one transaction: see herald.EventService and
 // herald.PlanAppend. Stored events get Seq, AccountID and Body set.
 func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch) (err error) {
 	for bi, b := range batches {
@@ -113,7 +126,18 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 		return fmt.Errorf("append events: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.appendInTx(ctx, tx, batches); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
 
+// appendInTx is AppendEvents inside tx, a write transaction: the one path
+// by which events, API events and system events alike, are stored.
+func (s *Store) appendInTx(ctx context.Context, tx *sql.Tx, batches []*herald.AppendBatch) error {
 	st, err := s.appendState(ctx, tx, herald.KeysOf(batches))
 	if err != nil {
 		return fmt.Errorf("append events: %w", err)
@@ -125,42 +149,72 @@ func (s *Store) AppendEvents(ctx context.Context, batches []*herald.AppendBatch)
 	if err := s.writePlan(ctx, tx, plan); err != nil {
 		return fmt.Errorf("append events: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("append events: %w", err)
+	return nil
+}
+
+// recordChange appends, inside tx, the system events of a change made
+// through the API, by the actor of ctx. A system event that cannot be
+// stored fails the change.
+func (s *Store) recordChange(ctx context.Context, tx *sql.Tx, accountID string, events ...*herald.Event) error {
+	b := &herald.AppendBatch{AccountID: accountID, Events: events, Atomic: true, By: herald.ActorFrom(ctx)}
+	if err := s.appendInTx(ctx, tx, []*herald.AppendBatch{b}); err != nil {
+		return err
+	}
+	for i, r := range b.Results {
+		if r.Err != nil {
+			return fmt.Errorf("record %s %s: %w", events[i].Category, events[i].Type, r.Err)
+		}
 	}
 	return nil
 }
 
 // appendState reads what PlanAppend needs to know about k, with one query
-// per account and kind of thing.
+// per account and kind of thing, and none for a kind with no keys.
 func (s *Store) appendState(ctx context.Context, tx *sql.Tx, k herald.AppendKeys) (*herald.AppendState, error) {
 	st := &herald.AppendState{
 		LastSeq:    map[string]int64{},
 		Stored:     map[herald.Ref]herald.StoredEvent{},
 		Lifecycles: map[herald.Ref]*herald.Lifecycle{},
 		Profiles:   map[herald.Ref]*herald.Profile{},
+		Sessions:   map[herald.Ref]*herald.Session{},
+		Visits:     map[herald.Ref]*herald.Visit{},
+		Settings:   map[string]*herald.Settings{},
+		AuditHead:  map[string]string{},
 	}
 	events, lifecycles, profiles := idsByAccount(k.Events), idsByAccount(k.Lifecycles), idsByAccount(k.Profiles)
-	lastSeq := tx.StmtContext(ctx, s.writes.lastSeq)
+	sessions, visits := idsByAccount(k.Sessions), idsByAccount(k.Visits)
+	account := tx.StmtContext(ctx, s.writes.account)
 	for _, acct := range k.Accounts {
 		var last int64
-		err := lastSeq.QueryRowContext(ctx, acct).Scan(&last)
+		var head, settings sql.NullString
+		err := account.QueryRowContext(ctx, acct).Scan(&last, &head, &settings)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			continue // PlanAppend refuses the call
 		case err != nil:
-			return nil, fmt.Errorf("read last seq of %s: %w", acct, err)
+			return nil, fmt.Errorf("read account %s: %w", acct, err)
 		}
 		st.LastSeq[acct] = last
+		if head.Valid {
+			st.AuditHead[acct] = head.String
+		}
+		if settings.Valid {
+			set, err := herald.DecodeSettings([]byte(settings.String))
+			if err != nil {
+				return nil, fmt.Errorf("decode settings of %s: %w", acct, err)
+			}
+			st.Settings[acct] = set
+		}
 
 		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.stored), acct, events[acct], func(rows *sql.Rows) error {
 			var id string
 			var se herald.StoredEvent
 			var receivedAt int64
-			if err := rows.Scan(&id, &se.Seq, &receivedAt, &se.Hash); err != nil {
+			var sessionID sql.NullString
+			if err := rows.Scan(&id, &se.Seq, &receivedAt, &se.Hash, &sessionID); err != nil {
 				return err
 			}
-			se.ReceivedAt = fromMicros(receivedAt)
+			se.ReceivedAt, se.SessionID = fromMicros(receivedAt), sessionID.String
 			st.Stored[herald.Ref{AccountID: acct, ID: id}] = se
 			return nil
 		})
@@ -186,6 +240,31 @@ func (s *Store) appendState(ctx context.Context, tx *sql.Tx, k herald.AppendKeys
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read profiles of %s: %w", acct, err)
+		}
+		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.sessions), acct, sessions[acct], func(rows *sql.Rows) error {
+			se, err := scanSession(rows, acct)
+			if err == nil {
+				st.Sessions[herald.Ref{AccountID: acct, ID: se.ID}] = se
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read sessions of %s: %w", acct, err)
+		}
+		err = queryIn(ctx, tx.StmtContext(ctx, s.writes.visits), acct, visits[acct], func(rows *sql.Rows) error {
+			v, err := scanVisit(rows, acct)
+			if err != nil {
+				return err
+			}
+			// Should an entity have two, the later one is its visit.
+			ref := herald.Ref{AccountID: acct, ID: v.EntityID}
+			if prev := st.Visits[ref]; prev == nil || prev.FirstSeq < v.FirstSeq {
+				st.Visits[ref] = v
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read open visits of %s: %w", acct, err)
 		}
 	}
 	return st, nil
@@ -224,8 +303,9 @@ func queryIn(ctx context.Context, stmt *sql.Stmt, accountID string, ids []string
 }
 
 // writePlan stores what PlanAppend decided: the new events, the
-// lifecycles and profiles they changed, each account's last seq, and the
-// occurred_at range of the blocks that received events.
+// lifecycles, profiles, sessions and visits they changed, each account's
+// last seq and audit head, and the occurred_at range of the blocks that
+// received events.
 func (s *Store) writePlan(ctx context.Context, tx *sql.Tx, plan *herald.AppendPlan) error {
 	insert := tx.StmtContext(ctx, s.writes.insert)
 	blocks := map[blockKey]occurredRange{}
@@ -269,10 +349,42 @@ func (s *Store) writePlan(ctx context.Context, tx *sql.Tx, plan *herald.AppendPl
 			return fmt.Errorf("store profile %s of %s: %w", p.ID, p.AccountID, err)
 		}
 	}
+	if len(plan.Sessions) > 0 {
+		ended, open := tx.StmtContext(ctx, s.writes.session), tx.StmtContext(ctx, s.writes.openSession)
+		for _, se := range plan.Sessions {
+			upsert := ended
+			if se.Open() {
+				upsert = open
+			}
+			if _, err := upsert.ExecContext(ctx, sessionArgs(se)...); err != nil {
+				return fmt.Errorf("store session %s of %s: %w", se.ID, se.AccountID, err)
+			}
+		}
+	}
+	// Ended visits come first: an entity's next visit may begin in the
+	// same commit.
+	if len(plan.Visits) > 0 {
+		ended, open := tx.StmtContext(ctx, s.writes.visit), tx.StmtContext(ctx, s.writes.openVisit)
+		for _, v := range plan.Visits {
+			upsert := ended
+			if v.Open() {
+				upsert = open
+			}
+			if _, err := upsert.ExecContext(ctx, visitArgs(v)...); err != nil {
+				return fmt.Errorf("store visit %s of %s: %w", v.ID, v.AccountID, err)
+			}
+		}
+	}
 	update := tx.StmtContext(ctx, s.writes.updateSeq)
 	for acct, last := range plan.LastSeq {
 		if _, err := update.ExecContext(ctx, last, acct); err != nil {
 			return fmt.Errorf("move last seq of %s: %w", acct, err)
+		}
+	}
+	update = tx.StmtContext(ctx, s.writes.updateHead)
+	for acct, head := range plan.AuditHead {
+		if _, err := update.ExecContext(ctx, head, acct); err != nil {
+			return fmt.Errorf("move audit head of %s: %w", acct, err)
 		}
 	}
 	block := tx.StmtContext(ctx, s.writes.block)
@@ -429,6 +541,35 @@ func findEventsQuery(accountID string, f herald.EventFilter, lo, hi int64, limit
 			args = append(args, c.value)
 		}
 	}
+	if len(f.Types) > 0 {
+		q.WriteString(" AND type IN (" + placeholders(len(f.Types)) + ")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if len(f.Sources) > 0 {
+		// Any of the categories, each with any of its primary ids or with
+		// any at all when its list is empty. In key order, so that the
+		// same filter is the same SQL.
+		q.WriteString(" AND (")
+		for i, category := range slices.Sorted(maps.Keys(f.Sources)) {
+			if i > 0 {
+				q.WriteString(" OR ")
+			}
+			ids := f.Sources[category]
+			if len(ids) == 0 {
+				q.WriteString("category = ?")
+				args = append(args, category)
+				continue
+			}
+			q.WriteString("(category = ? AND primary_id IN (" + placeholders(len(ids)) + "))")
+			args = append(args, category)
+			for _, id := range ids {
+				args = append(args, id)
+			}
+		}
+		q.WriteString(")")
+	}
 	if !f.OccurredAfter.IsZero() {
 		q.WriteString(" AND occurred_at >= ?")
 		args = append(args, micros(f.OccurredAfter))
@@ -448,6 +589,11 @@ func findEventsQuery(accountID string, f herald.EventFilter, lo, hi int64, limit
 	q.WriteString(" ORDER BY seq LIMIT ?")
 	args = append(args, limit)
 	return q.String(), args
+}
+
+// placeholders returns n parameters for an IN list: "?, ?, ?".
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // queryInts returns the one integer column of a query's rows.

@@ -98,9 +98,9 @@ func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace b
 		updatedAt = time.Now()
 	}
 	updatedAt = updatedAt.UTC().Truncate(time.Microsecond)
-	var storedCreatedAt int64
-	err = tx.QueryRowContext(ctx, "SELECT created_at FROM event_types WHERE account_id = ? AND category = ? AND type = ?",
-		t.AccountID, t.Category, t.Type).Scan(&storedCreatedAt)
+	before, err := scanEventType(tx.QueryRowContext(ctx, "SELECT "+eventTypeColumns+
+		" FROM event_types WHERE account_id = ? AND category = ? AND type = ?",
+		t.AccountID, t.Category, t.Type), t.AccountID)
 	var createdAt time.Time
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -114,7 +114,7 @@ func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace b
 	case !replace:
 		return false, herald.Errorf(herald.ECONFLICT, "event type %s already exists", t.Key())
 	default:
-		createdAt = fromMicros(storedCreatedAt)
+		createdAt = before.CreatedAt
 	}
 
 	def := *t
@@ -144,6 +144,18 @@ func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace b
 	case err != nil:
 		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
 	}
+	var change *herald.Event
+	if created {
+		change, err = herald.ChangeEvent(ctx, t.AccountID, herald.SubjectEventType, t.Key(), herald.VerbCreated, time.Now(), nil, &def)
+	} else {
+		change, err = herald.ChangeEvent(ctx, t.AccountID, herald.SubjectEventType, t.Key(), herald.VerbUpdated, time.Now(), before, &def)
+	}
+	if err == nil {
+		err = s.recordChange(ctx, tx, t.AccountID, change)
+	}
+	if err != nil {
+		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
+	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("put event type %s: %w", t.Key(), err)
 	}
@@ -154,17 +166,32 @@ func (s *Store) putEventType(ctx context.Context, t *herald.EventType, replace b
 // DeleteEventType returns ENOTFOUND if the account stores no such type.
 // Events of the type are kept.
 func (s *Store) DeleteEventType(ctx context.Context, accountID, category, typ string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM event_types WHERE account_id = ? AND category = ? AND type = ?",
-		accountID, category, typ)
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
-	}
-	if n == 0 {
+	defer tx.Rollback()
+	before, err := scanEventType(tx.QueryRowContext(ctx, "SELECT "+eventTypeColumns+
+		" FROM event_types WHERE account_id = ? AND category = ? AND type = ?", accountID, category, typ), accountID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return herald.Errorf(herald.ENOTFOUND, "event type %s/%s not found", category, typ)
+	case err != nil:
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM event_types WHERE account_id = ? AND category = ? AND type = ?",
+		accountID, category, typ); err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectEventType, before.Key(), herald.VerbDeleted, time.Now(), before, nil)
+	if err == nil {
+		err = s.recordChange(ctx, tx, accountID, e)
+	}
+	if err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete event type %s/%s: %w", category, typ, err)
 	}
 	return nil
 }
@@ -172,42 +199,62 @@ func (s *Store) DeleteEventType(ctx context.Context, accountID, category, typ st
 // FindSettings returns the account's settings, herald.DefaultSettings if
 // it has changed none, and ENOTFOUND if there is no such account.
 func (s *Store) FindSettings(ctx context.Context, accountID string) (*herald.Settings, error) {
+	return findSettings(ctx, s.read, accountID)
+}
+
+// findSettings reads the account's settings with q, decoded over the
+// defaults: a setting added after these were stored takes its default.
+func findSettings(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, accountID string) (*herald.Settings, error) {
 	var stored sql.NullString
-	err := s.read.QueryRowContext(ctx, "SELECT settings FROM accounts WHERE id = ?", accountID).Scan(&stored)
+	err := q.QueryRowContext(ctx, "SELECT settings FROM accounts WHERE id = ?", accountID).Scan(&stored)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, herald.Errorf(herald.ENOTFOUND, "account %q not found", accountID)
 	case err != nil:
 		return nil, fmt.Errorf("find settings of %s: %w", accountID, err)
 	}
-	// Decoded over the defaults: a setting added after these were stored
-	// takes its default value.
-	settings := herald.DefaultSettings()
+	var b []byte
 	if stored.Valid {
-		if err := json.Unmarshal([]byte(stored.String), settings); err != nil {
-			return nil, fmt.Errorf("decode settings of %s: %w", accountID, err)
-		}
+		b = []byte(stored.String)
+	}
+	settings, err := herald.DecodeSettings(b)
+	if err != nil {
+		return nil, fmt.Errorf("decode settings of %s: %w", accountID, err)
 	}
 	return settings, nil
 }
 
-// PutSettings replaces the account's settings. ENOTFOUND if there is no
-// such account.
+// PutSettings replaces the account's settings and writes the settings
+// updated system event in the same commit. ENOTFOUND if there is no such
+// account.
 func (s *Store) PutSettings(ctx context.Context, accountID string, settings *herald.Settings) error {
 	encoded, err := encodeJSON(settings)
 	if err != nil {
 		return fmt.Errorf("put settings of %s: encode: %w", accountID, err)
 	}
-	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET settings = ? WHERE id = ?", encoded, accountID)
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("put settings of %s: %w", accountID, err)
 	}
-	n, err := res.RowsAffected()
+	defer tx.Rollback()
+	before, err := findSettings(ctx, tx, accountID)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE accounts SET settings = ? WHERE id = ?", encoded, accountID); err != nil {
+		return fmt.Errorf("put settings of %s: %w", accountID, err)
+	}
+	e, err := herald.ChangeEvent(ctx, accountID, herald.SubjectSettings, accountID, herald.VerbUpdated, time.Now(), before, settings)
+	if err == nil {
+		err = s.recordChange(ctx, tx, accountID, e)
+	}
 	if err != nil {
 		return fmt.Errorf("put settings of %s: %w", accountID, err)
 	}
-	if n == 0 {
-		return herald.Errorf(herald.ENOTFOUND, "account %q not found", accountID)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("put settings of %s: %w", accountID, err)
 	}
 	return nil
 }

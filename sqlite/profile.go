@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -167,6 +168,19 @@ func (s *Store) EraseProfile(ctx context.Context, accountID, id string) (int64, 
 			WHERE account_id = ?1 AND entity_id = ?2 AND event_lifecycle_id IS NOT NULL))`,
 		accountID, id); err != nil {
 		return 0, fmt.Errorf("erase profile %s: redact lifecycles: %w", id, err)
+	}
+	// The record of the erasure says what was erased, not what it held.
+	e, err := herald.SystemEvent{
+		AccountID: accountID, SubjectType: herald.SubjectEntity, SubjectID: id, Verb: herald.VerbDeleted,
+		By: herald.ActorFrom(ctx), At: time.Now(),
+		Notes:  "the entity's profile was erased and the personal data of its events redacted",
+		Fields: map[string]any{"redactedEvents": redacted},
+	}.Event()
+	if err == nil {
+		err = s.recordChange(ctx, tx, accountID, e)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("erase profile %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("erase profile %s: %w", id, err)

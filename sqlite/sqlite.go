@@ -54,8 +54,10 @@ type Options struct {
 
 // Store is Herald's data on one SQLite database file. It implements
 // herald.AccountService, herald.KeyService, herald.EventService,
-// herald.EventTypeService, herald.SettingsService, herald.LifecycleService
-// and herald.ProfileService, and is safe for concurrent use.
+// herald.EventTypeService, herald.SettingsService, herald.LifecycleService,
+// herald.ProfileService, herald.SessionService, herald.VisitService,
+// herald.JourneySweeper and herald.AuditService, and is safe for
+// concurrent use.
 type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB // several query-only connections

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,7 +25,16 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 		"id": "tracked", "eventLifecycleId": "J1", "eventStatus": "running", "coreCustomerId": "C1",
 		"occurredAt": baseTime, "data": map[string]any{"owner": "Ann"},
 	}, now)
-	appendOne(t, s, "acme", stored, tracked)
+	res := appendOne(t, s, "acme", stored, tracked)
+	session := res[0].SessionID
+	visits, err := s.FindVisits(t.Context(), "acme", herald.JourneyFilter{Limit: 10})
+	if err != nil || len(visits) != 1 {
+		t.Fatalf("FindVisits = %d visits, %v; want C1's", len(visits), err)
+	}
+	visit := visits[0].ID
+	// Due by now, so that ExpireJourneys would have something to end.
+	sweepAt := now.Add(24 * time.Hour)
+	before := allEvents(t, s, "acme", herald.EventFilter{})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -59,6 +70,12 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 		{"FindProfile", func() error { _, err := s.FindProfile(ctx, "acme", "C1"); return err }},
 		{"FindProfiles", func() error { _, err := s.FindProfiles(ctx, "acme", herald.ProfileFilter{Limit: 10}); return err }},
 		{"EraseProfile", func() error { _, err := s.EraseProfile(ctx, "acme", "C1"); return err }},
+		{"FindSessionByID", func() error { _, err := s.FindSessionByID(ctx, "acme", session); return err }},
+		{"FindSessions", func() error { _, err := s.FindSessions(ctx, "acme", herald.JourneyFilter{Limit: 10}); return err }},
+		{"FindVisitByID", func() error { _, err := s.FindVisitByID(ctx, "acme", visit); return err }},
+		{"FindVisits", func() error { _, err := s.FindVisits(ctx, "acme", herald.JourneyFilter{Limit: 10}); return err }},
+		{"ExpireJourneys", func() error { _, err := s.ExpireJourneys(ctx, sweepAt, 100); return err }},
+		{"VerifyAudit", func() error { _, err := s.VerifyAudit(ctx, "acme"); return err }},
 	} {
 		if err := tc.call(); err == nil {
 			t.Errorf("%s with a cancelled context: no error", tc.name)
@@ -73,14 +90,17 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 	if err != nil || len(keys) != 1 {
 		t.Errorf("keys after cancelled calls = %v, %v; want only the first", keyNames(keys), err)
 	}
-	wantSeqs(t, s, "acme", []string{"stored", "tracked"})
+	// No event either, system events included.
+	if after := allEvents(t, s, "acme", herald.EventFilter{}); !slices.Equal(ids(after), ids(before)) {
+		t.Errorf("events after cancelled calls = %v, want those before, %v", ids(after), ids(before))
+	}
 	if _, err := s.FindEventType(t.Context(), "acme", "misc", "cancelled"); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Errorf("type created with a cancelled context: FindEventType = %v", err)
 	}
 	if _, err := s.FindEventType(t.Context(), "acme", "jobs", "job"); err != nil {
 		t.Errorf("type deleted with a cancelled context: FindEventType = %v", err)
 	}
-	if got, err := s.FindSettings(t.Context(), "acme"); err != nil || *got != *herald.DefaultSettings() {
+	if got, err := s.FindSettings(t.Context(), "acme"); err != nil || !reflect.DeepEqual(got, herald.DefaultSettings()) {
 		t.Errorf("settings after a cancelled PutSettings = %+v, %v; want the defaults", got, err)
 	}
 	if _, err := s.FindProfile(t.Context(), "acme", "C1"); err != nil {
@@ -88,5 +108,11 @@ func testCancelledContext(t *testing.T, newDB NewDatabase) {
 	}
 	if e, err := s.FindEventByID(t.Context(), "acme", "tracked"); err != nil || e.Redacted || len(e.Data) == 0 {
 		t.Errorf("event redacted with a cancelled context: FindEventByID = %+v, %v", e, err)
+	}
+	if got, err := s.FindSessionByID(t.Context(), "acme", session); err != nil || !got.Open() {
+		t.Errorf("session ended with a cancelled context: FindSessionByID = %+v, %v", got, err)
+	}
+	if got, err := s.FindVisitByID(t.Context(), "acme", visit); err != nil || !got.Open() {
+		t.Errorf("visit ended with a cancelled context: FindVisitByID = %+v, %v", got, err)
 	}
 }

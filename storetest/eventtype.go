@@ -256,6 +256,7 @@ func testEventTypes(t *testing.T, newDB NewDatabase) {
 		t.Parallel()
 		s := newDB(t)()
 		newAccount(t, s, "acme")
+		base := lastSeq(t, s, "acme")
 		def := payoutType("acme", baseTime)
 		if _, err := s.PutEventType(t.Context(), def); err != nil {
 			t.Fatalf("PutEventType: %v", err)
@@ -270,7 +271,8 @@ func testEventTypes(t *testing.T, newDB NewDatabase) {
 		if err := s.DeleteEventType(t.Context(), "acme", "payments", "payout"); err != nil {
 			t.Fatalf("DeleteEventType: %v", err)
 		}
-		wantSeqs(t, s, "acme", []string{"p1"})
+		// The deletion's system event follows p1; p1 keeps its seq.
+		wantSeqs(t, s, "acme", base, []string{"p1"})
 		wantLifecycle(t, "lifecycle after its type was deleted", findLifecycle(t, s, "acme", "PO-1"), before)
 		if _, err := s.FindProfile(t.Context(), "acme", "C1"); err != nil {
 			t.Errorf("FindProfile after the type was deleted: %v", err)
@@ -289,21 +291,33 @@ func testSettings(t *testing.T, newDB NewDatabase) {
 		if err != nil {
 			t.Fatalf("FindSettings(%s): %v", account, err)
 		}
-		if *got != *want {
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("FindSettings(%s) = %+v, want %+v", account, got, want)
 		}
 	}
 	wantSettings("acme", herald.DefaultSettings())
 
-	reject := &herald.Settings{UnknownTypes: herald.UnknownTypesReject}
+	// Every field differs from the defaults.
+	reject := &herald.Settings{
+		UnknownTypes: herald.UnknownTypesReject,
+		Sessions: herald.SessionSettings{
+			LoginTypes:        []string{"custom/signIn", "authentication/userLoggedIn"},
+			LogoutTypes:       []string{"custom/signOut"},
+			InactivityTimeout: herald.Duration(90 * time.Second),
+			MaxLength:         herald.Duration(2*time.Hour + 30*time.Minute),
+		},
+		Visits:        herald.VisitSettings{Timeout: herald.Duration(5 * time.Second)},
+		JourneyEvents: herald.JourneyEvents{SessionStarted: true, VisitEnded: true},
+	}
 	if err := s.PutSettings(t.Context(), "acme", reject); err != nil {
 		t.Fatalf("PutSettings(acme, reject): %v", err)
 	}
 	wantSettings("acme", reject)
 	wantSettings("globex", herald.DefaultSettings())
 
-	// Put replaces: back to accept.
-	accept := &herald.Settings{UnknownTypes: herald.UnknownTypesAccept}
+	// Put replaces: back to accept, and to the defaults but one.
+	accept := herald.DefaultSettings()
+	accept.JourneyEvents.VisitStarted = false
 	if err := s.PutSettings(t.Context(), "acme", accept); err != nil {
 		t.Fatalf("PutSettings(acme, accept): %v", err)
 	}

@@ -23,7 +23,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("AttemptedThenSucceeded", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		r1, r2 := baseTime.Add(time.Minute), baseTime.Add(2*time.Minute)
 		appendOne(t, s, "acme", typedEvent(t, login, map[string]any{
 			"id": "att", "eventStatus": "attempted", "coreCustomerId": "C1", "occurredAt": sec(0),
@@ -40,11 +40,11 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			ID: "L1", AccountID: "acme", Category: "authentication", Type: "login",
 			Status: "succeeded", Terminal: true, EntityID: "C1",
 			History: []herald.LifecycleStep{
-				{Status: "attempted", EventID: "att", Seq: 1, OccurredAt: sec(0)},
-				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: 3, OccurredAt: sec(5)},
+				{Status: "attempted", EventID: "att", Seq: base + 1, OccurredAt: sec(0)},
+				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: base + 3, OccurredAt: sec(5)},
 			},
 			Data:       json.RawMessage(`{"external_login_id":"L1","ip_address":"10.0.0.2","login_method":"password","device_id":"d-1"}`),
-			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: 1, LastSeq: 3, UpdatedAt: r2,
+			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: base + 1, LastSeq: base + 3, UpdatedAt: r2,
 		})
 		_, err := s.FindLifecycle(t.Context(), "acme", "L2")
 		wantCode(t, "FindLifecycle(unknown id)", err, herald.ENOTFOUND)
@@ -56,7 +56,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("OneCall", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		// Both events in one call, the later first: the second must see
 		// what the first did to the lifecycle before it was written.
@@ -73,18 +73,18 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			ID: "L1", AccountID: "acme", Category: "authentication", Type: "login",
 			Status: "succeeded", Terminal: true, EntityID: "C1",
 			History: []herald.LifecycleStep{
-				{Status: "attempted", EventID: "att", Seq: 2, OccurredAt: sec(0)},
-				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: 1, OccurredAt: sec(5)},
+				{Status: "attempted", EventID: "att", Seq: base + 2, OccurredAt: sec(0)},
+				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: base + 1, OccurredAt: sec(5)},
 			},
 			Data:       json.RawMessage(`{"external_login_id":"L1","login_method":"otp"}`),
-			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: 1, LastSeq: 2, UpdatedAt: now,
+			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: base + 1, LastSeq: base + 2, UpdatedAt: now,
 		})
 	})
 
 	t.Run("OutOfOrder", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		r1, r2 := baseTime.Add(time.Minute), baseTime.Add(2*time.Minute)
 		// The outcome arrives first; the attempt, which occurred earlier,
 		// arrives later with older values of fields both have.
@@ -100,11 +100,11 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			ID: "L1", AccountID: "acme", Category: "authentication", Type: "login",
 			Status: "succeeded", Terminal: true, EntityID: "C1",
 			History: []herald.LifecycleStep{
-				{Status: "attempted", EventID: "att", Seq: 2, OccurredAt: sec(0)},
-				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: 1, OccurredAt: sec(5)},
+				{Status: "attempted", EventID: "att", Seq: base + 2, OccurredAt: sec(0)},
+				{Status: "succeeded", Terminal: true, EventID: "ok", Seq: base + 1, OccurredAt: sec(5)},
 			},
 			Data:       json.RawMessage(`{"external_login_id":"L1","ip_address":"new","status":"done","login_method":"password"}`),
-			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: 1, LastSeq: 2, UpdatedAt: r2,
+			EventCount: 2, FirstOccurredAt: sec(0), LastOccurredAt: sec(5), FirstSeq: base + 1, LastSeq: base + 2, UpdatedAt: r2,
 		})
 	})
 
@@ -130,7 +130,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("TerminalIsSticky", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		job := jobType("acme") // no transitions: any order is allowed
 		now := baseTime.Add(time.Minute)
 		ev := func(id, status string, at time.Time) *herald.Event {
@@ -139,7 +139,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			}, now)
 		}
 		step := func(status string, terminal bool, id string, seq int64, at time.Time) herald.LifecycleStep {
-			return herald.LifecycleStep{Status: status, Terminal: terminal, EventID: id, Seq: seq, OccurredAt: at}
+			return herald.LifecycleStep{Status: status, Terminal: terminal, EventID: id, Seq: base + seq, OccurredAt: at}
 		}
 		for _, tc := range []struct {
 			event    *herald.Event
@@ -175,7 +175,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			}},
 		} {
 			id := tc.event.ID
-			wantStored(t, id, appendOne(t, s, "acme", tc.event)[0], int64(len(tc.history)), now)
+			wantStored(t, id, appendOne(t, s, "acme", tc.event)[0], base+int64(len(tc.history)), now)
 			l := findLifecycle(t, s, "acme", "J")
 			if l.Status != tc.status || l.Terminal != tc.terminal || !sameHistory(l.History, tc.history) {
 				t.Errorf("after %s: status %q terminal %t history\n\t%s\nwant %q terminal %t history\n\t%s",
@@ -187,7 +187,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("TransitionRefused", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		tx := func(id, status, txID, customer string, at time.Time) *herald.Event {
 			return typedEvent(t, transaction, map[string]any{
@@ -210,21 +210,21 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 			tx("first", "pending", "T1", "C1", sec(1)),
 		)
 		wantRefused(t, "late pending after approved", res[0], "/eventStatus")
-		wantStored(t, "next, after the refused event", res[1], 3, now)
+		wantStored(t, "next, after the refused event", res[1], base+3, now)
 		wantRefused(t, "early denied before approved", res[2], "/eventStatus")
-		wantStored(t, "first, after the refused event", res[3], 4, now)
+		wantStored(t, "first, after the refused event", res[3], base+4, now)
 		for _, id := range []string{"late", "early"} {
 			_, err := s.FindEventByID(t.Context(), "acme", id)
 			wantCode(t, "FindEventByID(refused "+id+")", err, herald.ENOTFOUND)
 		}
-		wantSeqs(t, s, "acme", []string{"t1", "t2", "next", "first"})
+		wantSeqs(t, s, "acme", base, []string{"t1", "t2", "next", "first"})
 
 		// T1 has gained first and nothing else; the refused events did
 		// not count towards the profile either.
 		want := lifeBefore
 		want.History = slices.Insert(slices.Clone(want.History), 1,
-			herald.LifecycleStep{Status: "pending", EventID: "first", Seq: 4, OccurredAt: sec(1)})
-		want.EventCount, want.LastSeq = 3, 4
+			herald.LifecycleStep{Status: "pending", EventID: "first", Seq: base + 4, OccurredAt: sec(1)})
+		want.EventCount, want.LastSeq = 3, base+4
 		wantLifecycle(t, "T1 after refusals", findLifecycle(t, s, "acme", "T1"), want)
 		profile := findProfile(t, s, "acme", "C1")
 		if profile.EventCount != profileBefore.EventCount+2 || profile.Counts["transactions/transaction"] != 4 {
@@ -236,7 +236,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("AtomicBatchRefusedByLifecycle", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		tx := func(id, status, txID, customer string, at time.Time) *herald.Event {
 			return typedEvent(t, transaction, map[string]any{
@@ -267,7 +267,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 				t.Errorf("%s of the failed atomic batch: seq %d, want none", b.Events[i].ID, b.Results[i].Seq)
 			}
 		}
-		wantSeqs(t, s, "acme", []string{"t1", "t2"})
+		wantSeqs(t, s, "acme", base, []string{"t1", "t2"})
 		wantLifecycle(t, "T1 after the failed batch", findLifecycle(t, s, "acme", "T1"), lifeBefore)
 		wantProfile(t, "C1 after the failed batch", findProfile(t, s, "acme", "C1"), profileBefore)
 		for _, id := range []string{"T2", "T3"} {
@@ -279,13 +279,13 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 
 		// No seq was consumed.
 		res := appendOne(t, s, "acme", tx("after", "pending", "T2", "C1", sec(20)))
-		wantStored(t, "after the failed batch", res[0], 3, now)
+		wantStored(t, "after the failed batch", res[0], base+3, now)
 	})
 
 	t.Run("TypeMismatch", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		appendOne(t, s, "acme", typedEvent(t, login, map[string]any{
 			"id": "att", "eventStatus": "attempted", "coreCustomerId": "C1", "occurredAt": sec(0),
@@ -311,7 +311,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 		)
 		wantRefused(t, "transaction joining a login lifecycle", res[0], "/eventLifecycleId")
 		wantRefused(t, "other/login joining an authentication/login lifecycle", res[1], "/eventLifecycleId")
-		wantStored(t, "ok", res[2], 2, now)
+		wantStored(t, "ok", res[2], base+2, now)
 		l := findLifecycle(t, s, "acme", "L1")
 		if l.Category != before.Category || l.Type != before.Type || l.EventCount != 2 || l.Status != "succeeded" {
 			t.Errorf("L1 = %s/%s, %d events, status %q; want authentication/login, 2 events, succeeded",
@@ -322,7 +322,7 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 	t.Run("NoStatusAndUnregisteredTypes", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		appendOne(t, s, "acme",
 			event(t, map[string]any{
@@ -338,19 +338,19 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 		wantLifecycle(t, "X1", findLifecycle(t, s, "acme", "X1"), &herald.Lifecycle{
 			ID: "X1", AccountID: "acme", Category: "custom", Type: "thing", History: []herald.LifecycleStep{},
 			Data: json.RawMessage(`{"a":1}`), EventCount: 1, FirstOccurredAt: sec(0), LastOccurredAt: sec(0),
-			FirstSeq: 1, LastSeq: 1, UpdatedAt: now,
+			FirstSeq: base + 1, LastSeq: base + 1, UpdatedAt: now,
 		})
 		wantLifecycle(t, "X2", findLifecycle(t, s, "acme", "X2"), &herald.Lifecycle{
 			ID: "X2", AccountID: "acme", Category: "custom", Type: "thing", Status: "anything",
-			History:    []herald.LifecycleStep{{Status: "anything", EventID: "s1", Seq: 2, OccurredAt: sec(0)}},
-			EventCount: 1, FirstOccurredAt: sec(0), LastOccurredAt: sec(0), FirstSeq: 2, LastSeq: 2, UpdatedAt: now,
+			History:    []herald.LifecycleStep{{Status: "anything", EventID: "s1", Seq: base + 2, OccurredAt: sec(0)}},
+			EventCount: 1, FirstOccurredAt: sec(0), LastOccurredAt: sec(0), FirstSeq: base + 2, LastSeq: base + 2, UpdatedAt: now,
 		})
 	})
 
 	t.Run("DuplicateCountsOnce", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		att := func(at time.Time) *herald.Event {
 			return typedEvent(t, login, map[string]any{
@@ -361,10 +361,10 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 		appendOne(t, s, "acme", att(now))
 		life, profile := findLifecycle(t, s, "acme", "L1"), findProfile(t, s, "acme", "C1")
 		res := appendOne(t, s, "acme", att(now.Add(time.Hour)))
-		wantDuplicate(t, "att again", res[0], 1, now)
+		wantDuplicate(t, "att again", res[0], base+1, now)
 		res = appendOne(t, s, "acme", att(now.Add(time.Hour)), att(now.Add(time.Hour)))
-		wantDuplicate(t, "att again, first of two in one call", res[0], 1, now)
-		wantDuplicate(t, "att again, second of two in one call", res[1], 1, now)
+		wantDuplicate(t, "att again, first of two in one call", res[0], base+1, now)
+		wantDuplicate(t, "att again, second of two in one call", res[1], base+1, now)
 		wantLifecycle(t, "L1 after resends", findLifecycle(t, s, "acme", "L1"), life)
 		wantProfile(t, "C1 after resends", findProfile(t, s, "acme", "C1"), profile)
 	})
@@ -372,8 +372,9 @@ func testLifecycles(t *testing.T, newDB NewDatabase) {
 
 func testFindLifecycles(t *testing.T, newDB NewDatabase) {
 	s := newDB(t)()
-	newAccount(t, s, "acme")
-	newAccount(t, s, "globex")
+	// The numbers below count the case's events; AfterSeq in the table
+	// counts from base.
+	base := map[string]int64{"acme": quietAccount(t, s, "acme"), "globex": quietAccount(t, s, "globex")}
 	login := builtinType(t, "authentication", "login")
 	transaction := builtinType(t, "transactions", "transaction")
 
@@ -473,6 +474,7 @@ func testFindLifecycles(t *testing.T, newDB NewDatabase) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			tc.filter.AfterSeq += base[tc.account]
 			got, err := s.FindLifecycles(t.Context(), tc.account, tc.filter)
 			if err != nil {
 				t.Fatalf("FindLifecycles: %v", err)

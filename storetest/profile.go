@@ -20,7 +20,7 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 	t.Run("LoginAttemptedThenSucceeded", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		r1, r2, r3 := baseTime.Add(time.Minute), baseTime.Add(2*time.Minute), baseTime.Add(3*time.Minute)
 
 		// attempted does not persist: the profile counts the event only.
@@ -32,7 +32,7 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 			ID: "C1", AccountID: "acme", Attributes: map[string]herald.Attribute{},
 			FirstSeenAt: sec(0), LastSeenAt: sec(0), EventCount: 1,
 			Counts:   map[string]int64{"authentication/login": 1},
-			FirstSeq: 1, LastSeq: 1, CreatedAt: r1, UpdatedAt: r1,
+			FirstSeq: base + 1, LastSeq: base + 1, CreatedAt: r1, UpdatedAt: r1,
 		}
 		wantProfile(t, "after attempted", findProfile(t, s, "acme", "C1"), want)
 
@@ -42,14 +42,14 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 			"data": map[string]any{"external_login_id": "L1", "ip_address": "10.0.0.2", "device_id": "d-1"},
 		}, r2))
 		attr := func(value, eventID string, seq int64, at time.Time) herald.Attribute {
-			return herald.Attribute{Value: json.RawMessage(value), EventID: eventID, Seq: seq, OccurredAt: at}
+			return herald.Attribute{Value: json.RawMessage(value), EventID: eventID, Seq: base + seq, OccurredAt: at}
 		}
 		want.Attributes = map[string]herald.Attribute{
 			"external_login_id": attr(`"L1"`, "ok", 2, sec(5)),
 			"ip_address":        attr(`"10.0.0.2"`, "ok", 2, sec(5)),
 			"device_id":         attr(`"d-1"`, "ok", 2, sec(5)),
 		}
-		want.LastSeenAt, want.EventCount, want.LastSeq, want.UpdatedAt = sec(5), 2, 2, r2
+		want.LastSeenAt, want.EventCount, want.LastSeq, want.UpdatedAt = sec(5), 2, base+2, r2
 		want.Counts["authentication/login"] = 2
 		wantProfile(t, "after succeeded", findProfile(t, s, "acme", "C1"), want)
 
@@ -77,15 +77,15 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 		)
 		want.Attributes["browser"] = attr(`"Firefox 132"`, "in", 3, sec(-10))
 		want.Attributes["operatingSystem"] = attr(`"macOS 15"`, "in", 3, sec(-10))
-		want.FirstSeenAt, want.LastSeenAt, want.EventCount, want.LastSeq, want.UpdatedAt = sec(-10), sec(20), 4, 4, r3
+		want.FirstSeenAt, want.LastSeenAt, want.EventCount, want.LastSeq, want.UpdatedAt = sec(-10), sec(20), 4, base+4, r3
 		want.Counts["authentication/userLoggedIn"] = 1
 		want.Counts["custom/note"] = 1
 		wantProfile(t, "after the others", findProfile(t, s, "acme", "C1"), want)
 
 		c2 := findProfile(t, s, "acme", "C2")
-		if c2.EventCount != 1 || c2.FirstSeq != 6 || len(c2.Attributes) != 0 {
-			t.Errorf("profile C2 = %d events, first seq %d, attributes %v; want event both (seq 6) only, no attributes",
-				c2.EventCount, c2.FirstSeq, slices.Sorted(maps.Keys(c2.Attributes)))
+		if c2.EventCount != 1 || c2.FirstSeq != base+6 || len(c2.Attributes) != 0 {
+			t.Errorf("profile C2 = %d events, first seq %d, attributes %v; want event both (seq %d) only, no attributes",
+				c2.EventCount, c2.FirstSeq, slices.Sorted(maps.Keys(c2.Attributes)), base+6)
 		}
 		_, err := s.FindProfile(t.Context(), "acme", "nobody")
 		wantCode(t, "FindProfile(unknown)", err, herald.ENOTFOUND)
@@ -97,7 +97,7 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 	t.Run("ProfileFieldsAndStatuses", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		now := baseTime.Add(time.Minute)
 		// Events without status persist (the type's Persist), draft does
 		// not, confirmed does; only the listed fields are written, named
@@ -132,20 +132,20 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 		wantProfile(t, "C1", findProfile(t, s, "acme", "C1"), &herald.Profile{
 			ID: "C1", AccountID: "acme",
 			Attributes: map[string]herald.Attribute{
-				"email":        {Value: json.RawMessage(`"a@example.com"`), EventID: "p1", Seq: 1, OccurredAt: sec(0)},
-				"address/city": {Value: json.RawMessage(`"Bergen"`), EventID: "p3", Seq: 3, OccurredAt: sec(2)},
-				"a~1b":         {Value: json.RawMessage(`1`), EventID: "p1", Seq: 1, OccurredAt: sec(0)},
+				"email":        {Value: json.RawMessage(`"a@example.com"`), EventID: "p1", Seq: base + 1, OccurredAt: sec(0)},
+				"address/city": {Value: json.RawMessage(`"Bergen"`), EventID: "p3", Seq: base + 3, OccurredAt: sec(2)},
+				"a~1b":         {Value: json.RawMessage(`1`), EventID: "p1", Seq: base + 1, OccurredAt: sec(0)},
 			},
 			FirstSeenAt: sec(0), LastSeenAt: sec(3), EventCount: 4,
 			Counts:   map[string]int64{"customers/profileUpdated": 3, "customers/viewed": 1},
-			FirstSeq: 1, LastSeq: 4, CreatedAt: now, UpdatedAt: now,
+			FirstSeq: base + 1, LastSeq: base + 4, CreatedAt: now, UpdatedAt: now,
 		})
 	})
 
 	t.Run("OutOfOrder", func(t *testing.T) {
 		t.Parallel()
 		s := newDB(t)()
-		newAccount(t, s, "acme")
+		base := quietAccount(t, s, "acme")
 		r1, r2, r3 := baseTime.Add(time.Minute), baseTime.Add(2*time.Minute), baseTime.Add(3*time.Minute)
 		def := &herald.EventType{Category: "customers", Type: "profileUpdated", Persist: true, AccountID: "acme"}
 		ev := func(id string, at time.Time, data map[string]any, now time.Time) *herald.Event {
@@ -159,21 +159,21 @@ func testProfiles(t *testing.T, newDB NewDatabase) {
 		wantProfile(t, "C1", findProfile(t, s, "acme", "C1"), &herald.Profile{
 			ID: "C1", AccountID: "acme",
 			Attributes: map[string]herald.Attribute{
-				"email": {Value: json.RawMessage(`"new@example.com"`), EventID: "new", Seq: 1, OccurredAt: sec(10)},
-				"phone": {Value: json.RawMessage(`"2"`), EventID: "tie", Seq: 3, OccurredAt: sec(10)},
-				"name":  {Value: json.RawMessage(`"Ann"`), EventID: "old", Seq: 2, OccurredAt: sec(0)},
+				"email": {Value: json.RawMessage(`"new@example.com"`), EventID: "new", Seq: base + 1, OccurredAt: sec(10)},
+				"phone": {Value: json.RawMessage(`"2"`), EventID: "tie", Seq: base + 3, OccurredAt: sec(10)},
+				"name":  {Value: json.RawMessage(`"Ann"`), EventID: "old", Seq: base + 2, OccurredAt: sec(0)},
 			},
 			FirstSeenAt: sec(0), LastSeenAt: sec(10), EventCount: 3,
 			Counts:   map[string]int64{"customers/profileUpdated": 3},
-			FirstSeq: 1, LastSeq: 3, CreatedAt: r1, UpdatedAt: r3,
+			FirstSeq: base + 1, LastSeq: base + 3, CreatedAt: r1, UpdatedAt: r3,
 		})
 	})
 }
 
 func testFindProfiles(t *testing.T, newDB NewDatabase) {
 	s := newDB(t)()
-	newAccount(t, s, "acme")
-	newAccount(t, s, "globex")
+	// AfterSeq in the table counts from base.
+	base := map[string]int64{"acme": quietAccount(t, s, "acme"), "globex": quietAccount(t, s, "globex")}
 	def := &herald.EventType{
 		Category: "customers", Type: "profileUpdated", Persist: true,
 		ProfileFields: []string{"/data/city", "/data/tier", "/data/address/city"},
@@ -248,6 +248,7 @@ func testFindProfiles(t *testing.T, newDB NewDatabase) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			tc.filter.AfterSeq += base[tc.account]
 			got, err := s.FindProfiles(t.Context(), tc.account, tc.filter)
 			if err != nil {
 				t.Fatalf("FindProfiles: %v", err)
@@ -281,7 +282,7 @@ func testFindProfiles(t *testing.T, newDB NewDatabase) {
 
 func testEraseProfile(t *testing.T, newDB NewDatabase) {
 	s := newDB(t)()
-	newAccount(t, s, "acme")
+	base := quietAccount(t, s, "acme")
 	newAccount(t, s, "globex")
 	login := builtinType(t, "authentication", "login")
 	loggedIn := builtinType(t, "authentication", "userLoggedIn")
@@ -377,9 +378,17 @@ func testEraseProfile(t *testing.T, newDB NewDatabase) {
 		}
 		wantEvent(t, "FindEventByID("+want.ID+") after erasure", got, want)
 	}
-	list, err := s.FindEvents(t.Context(), "acme", herald.EventFilter{Limit: 100})
-	if err != nil {
-		t.Fatalf("FindEvents: %v", err)
+	// The events after base are the case's, and the record of the
+	// erasure: a system event that names the entity but holds none of
+	// what was erased.
+	var list []*herald.Event
+	var erasures []*herald.Event
+	for _, e := range allEvents(t, s, "acme", herald.EventFilter{AfterSeq: base}) {
+		if e.Origin == herald.OriginSystem {
+			erasures = append(erasures, e)
+		} else {
+			list = append(list, e)
+		}
 	}
 	wantIDs := []string{"a1", "a2", "a3", "j1", "b1", "b2", "n1", "s1", "s2"}
 	if !slices.Equal(ids(list), wantIDs) {
@@ -387,6 +396,17 @@ func testEraseProfile(t *testing.T, newDB NewDatabase) {
 	}
 	for _, e := range list {
 		wantEvent(t, "FindEvents after erasure: "+e.ID, e, wantByID[e.ID])
+	}
+	if len(erasures) != 1 || erasures[0].Category != herald.SubjectEntity || erasures[0].Type != herald.VerbDeleted ||
+		erasures[0].PrimaryID != "C1" || erasures[0].Seq != sharedRes[len(sharedRes)-1].Seq+1 {
+		t.Errorf("system events after erasure = %v, want one: entity C1 deleted, right after s2", fmtSystemEvents(erasures))
+	}
+	for _, e := range erasures {
+		for _, erased := range []string{"10.0.0.1", "10.0.0.2", "Firefox 132", "Ann", "4111", "192.0.2.1"} {
+			if bytes.Contains(e.Body, []byte(erased)) {
+				t.Errorf("the system event of the erasure holds erased data %q: %s", erased, e.Body)
+			}
+		}
 	}
 	bodies, err := s.FindEvents(t.Context(), "acme", herald.EventFilter{EntityID: "C1", Limit: 100, BodiesOnly: true})
 	if err != nil {
@@ -437,6 +457,7 @@ func testEraseProfile(t *testing.T, newDB NewDatabase) {
 	// redacted lifecycle counts, but brings no data back to it; the event
 	// itself keeps its data.
 	later := now.Add(time.Hour)
+	next := lastSeq(t, s, "acme")
 	res = appendOne(t, s, "acme",
 		typedEvent(t, login, map[string]any{
 			"id": "a4", "eventStatus": "succeeded", "coreCustomerId": "C1", "occurredAt": sec(100),
@@ -447,37 +468,38 @@ func testEraseProfile(t *testing.T, newDB NewDatabase) {
 			"data": map[string]any{"step": 2},
 		}, later),
 	)
-	wantStored(t, "a4 after erasure", res[0], 10, later)
-	wantStored(t, "j2 after erasure", res[1], 11, later)
+	a4, j2 := next+1, next+2
+	wantStored(t, "a4 after erasure", res[0], a4, later)
+	wantStored(t, "j2 after erasure", res[1], j2, later)
 	wantProfile(t, "C1 after erasure and two new events", findProfile(t, s, "acme", "C1"), &herald.Profile{
 		ID: "C1", AccountID: "acme",
 		Attributes: map[string]herald.Attribute{
-			"external_login_id": {Value: json.RawMessage(`"L4"`), EventID: "a4", Seq: 10, OccurredAt: sec(100)},
-			"device_id":         {Value: json.RawMessage(`"d-2"`), EventID: "a4", Seq: 10, OccurredAt: sec(100)},
-			"step":              {Value: json.RawMessage(`2`), EventID: "j2", Seq: 11, OccurredAt: sec(101)},
+			"external_login_id": {Value: json.RawMessage(`"L4"`), EventID: "a4", Seq: a4, OccurredAt: sec(100)},
+			"device_id":         {Value: json.RawMessage(`"d-2"`), EventID: "a4", Seq: a4, OccurredAt: sec(100)},
+			"step":              {Value: json.RawMessage(`2`), EventID: "j2", Seq: j2, OccurredAt: sec(101)},
 		},
 		FirstSeenAt: sec(100), LastSeenAt: sec(101), EventCount: 2,
 		Counts:   map[string]int64{"authentication/login": 1, "jobs/job": 1},
-		FirstSeq: 10, LastSeq: 11, CreatedAt: later, UpdatedAt: later,
+		FirstSeq: a4, LastSeq: j2, CreatedAt: later, UpdatedAt: later,
 	})
 	if l := findLifecycle(t, s, "acme", "L4"); l.Redacted || !jsonEqual(l.Data, json.RawMessage(`{"external_login_id":"L4","device_id":"d-2"}`)) {
 		t.Errorf("new lifecycle L4 after erasure: redacted %t, data %s; want its data", l.Redacted, l.Data)
 	}
 	want := *j1
 	want.Data, want.Redacted = nil, true
-	want.Status, want.Terminal, want.EventCount, want.LastSeq, want.LastOccurredAt, want.UpdatedAt = "done", true, 2, 11, sec(101), later
-	want.History = append(slices.Clone(j1.History), herald.LifecycleStep{Status: "done", Terminal: true, EventID: "j2", Seq: 11, OccurredAt: sec(101)})
+	want.Status, want.Terminal, want.EventCount, want.LastSeq, want.LastOccurredAt, want.UpdatedAt = "done", true, 2, j2, sec(101), later
+	want.History = append(slices.Clone(j1.History), herald.LifecycleStep{Status: "done", Terminal: true, EventID: "j2", Seq: j2, OccurredAt: sec(101)})
 	wantLifecycle(t, "redacted lifecycle J1 after a new event", findLifecycle(t, s, "acme", "J1"), &want)
-	j2, err := s.FindEventByID(t.Context(), "acme", "j2")
-	if err != nil || j2.Redacted || !jsonEqual(j2.Data, json.RawMessage(`{"step":2}`)) {
-		t.Errorf("event j2 after erasure = %+v, %v; want it stored with its data", j2, err)
+	e, err := s.FindEventByID(t.Context(), "acme", "j2")
+	if err != nil || e.Redacted || !jsonEqual(e.Data, json.RawMessage(`{"step":2}`)) {
+		t.Errorf("event j2 after erasure = %+v, %v; want it stored with its data", e, err)
 	}
 }
 
 func testFindEventsByEntity(t *testing.T, newDB NewDatabase) {
 	s := newDB(t)()
-	newAccount(t, s, "acme")
-	newAccount(t, s, "globex")
+	// AfterSeq in the table counts from base.
+	base := map[string]int64{"acme": quietAccount(t, s, "acme"), "globex": quietAccount(t, s, "globex")}
 	now := baseTime.Add(time.Minute)
 	ev := func(id, category string, who map[string]any) *herald.Event {
 		f := map[string]any{"id": id, "category": category, "type": "thing", "occurredAt": baseTime.Format(time.RFC3339Nano)}
@@ -509,6 +531,7 @@ func testFindEventsByEntity(t *testing.T, newDB NewDatabase) {
 		for _, bodiesOnly := range []bool{false, true} {
 			f := tc.filter
 			f.Limit, f.BodiesOnly = 100, bodiesOnly
+			f.AfterSeq += base[tc.account]
 			got, err := s.FindEvents(t.Context(), tc.account, f)
 			if err != nil {
 				t.Fatalf("FindEvents(%s, %+v): %v", tc.account, f, err)

@@ -34,7 +34,7 @@ const raceDeadline = 15 * time.Second
 func testSameIDFromTwoNodes(t *testing.T, newDB NewDatabase) {
 	open := newDB(t)
 	nodes := []Store{open(), open()}
-	newAccount(t, nodes[0], "acme")
+	base := quietAccount(t, nodes[0], "acme")
 
 	const (
 		numIDs         = 300
@@ -70,7 +70,7 @@ func testSameIDFromTwoNodes(t *testing.T, newDB NewDatabase) {
 
 	runWriters(t, writers)
 
-	stored := storedEvents(t, nodes[1], "acme", numIDs)
+	stored := storedEvents(t, nodes[1], "acme", base, numIDs)
 	created := map[string]int{}
 	for _, w := range writers {
 		for c, call := range w.calls {
@@ -126,9 +126,10 @@ func testManyAccountsNoDeadlock(t *testing.T, newDB NewDatabase) {
 		callsPerWriter = 15
 	)
 	accounts := make([]string, numAccounts)
+	base := map[string]int64{}
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("acct-%d", i)
-		newAccount(t, nodes[i%len(nodes)], accounts[i])
+		base[accounts[i]] = quietAccount(t, nodes[i%len(nodes)], accounts[i])
 	}
 	sent := map[string]int{} // events sent to each account
 	var writers []*raceWriter
@@ -178,7 +179,7 @@ func testManyAccountsNoDeadlock(t *testing.T, newDB NewDatabase) {
 		}
 	}
 	for _, a := range accounts {
-		stored := storedEvents(t, nodes[0], a, sent[a])
+		stored := storedEvents(t, nodes[0], a, base[a], sent[a])
 		for id, seq := range told[a] {
 			if e, ok := stored[id]; !ok || e.Seq != seq {
 				t.Errorf("event %s of %s: writer was told seq %d, the store holds %v", id, a, seq, seqOf(e, ok))
@@ -299,19 +300,20 @@ func cutCalls(accountID string, events []*herald.Event, sizes []int) [][]*herald
 	return calls
 }
 
-// storedEvents returns the account's events by id, failing unless they
-// are want events with seqs 1 to want, each id once.
-func storedEvents(t *testing.T, s herald.EventService, accountID string, want int) map[string]*herald.Event {
+// storedEvents returns the account's events after seq base by id,
+// failing unless they are want events with seqs base+1 to base+want, each
+// id once.
+func storedEvents(t *testing.T, s herald.EventService, accountID string, base int64, want int) map[string]*herald.Event {
 	t.Helper()
-	list, err := s.FindEvents(t.Context(), accountID, herald.EventFilter{Limit: want + 1})
+	list, err := s.FindEvents(t.Context(), accountID, herald.EventFilter{AfterSeq: base, Limit: want + 1})
 	if err != nil {
 		t.Fatalf("FindEvents(%s): %v", accountID, err)
 	}
 	byID := make(map[string]*herald.Event, len(list))
 	for i, e := range list {
-		if e.Seq != int64(i+1) {
+		if e.Seq != base+int64(i+1) {
 			t.Fatalf("%s: event %s comes at position %d with seq %d, want seq %d (seqs must have no gaps)",
-				accountID, e.ID, i+1, e.Seq, i+1)
+				accountID, e.ID, i+1, e.Seq, base+int64(i+1))
 		}
 		if prev, ok := byID[e.ID]; ok {
 			t.Fatalf("%s: event %s is stored twice, at seq %d and %d", accountID, e.ID, prev.Seq, e.Seq)
@@ -342,7 +344,7 @@ func seqOf(e *herald.Event, ok bool) string {
 func testTrackingFromTwoNodes(t *testing.T, newDB NewDatabase) {
 	open := newDB(t)
 	nodes := []Store{open(), open()}
-	newAccount(t, nodes[0], "acme")
+	base := quietAccount(t, nodes[0], "acme")
 	job := jobType("acme") // no transitions: no event is refused
 
 	const (
@@ -408,7 +410,7 @@ func testTrackingFromTwoNodes(t *testing.T, newDB NewDatabase) {
 	runWriters(t, writers)
 
 	// Every event was stored once; its other copy is a duplicate of it.
-	stored := storedEvents(t, nodes[0], "acme", total)
+	stored := storedEvents(t, nodes[0], "acme", base, total)
 	for _, w := range writers {
 		for c, call := range w.calls {
 			for _, b := range call {
@@ -425,7 +427,7 @@ func testTrackingFromTwoNodes(t *testing.T, newDB NewDatabase) {
 
 	bySeq := make([]*herald.Event, total)
 	for _, e := range stored {
-		bySeq[e.Seq-1] = e
+		bySeq[e.Seq-base-1] = e
 	}
 	wantL, wantP := map[string]*herald.Lifecycle{}, map[string]*herald.Profile{}
 	for _, e := range bySeq {

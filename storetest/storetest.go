@@ -70,6 +70,16 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"EraseProfile", testEraseProfile},
 		{"FindEventsByEntity", testFindEventsByEntity},
 		{"TrackingFromTwoNodes", testTrackingFromTwoNodes},
+		{"SystemEventsForChanges", testSystemEventsForChanges},
+		{"Sessions", testSessions},
+		{"FindSessions", testFindSessions},
+		{"Visits", testVisits},
+		{"FindVisits", testFindVisits},
+		{"Expiry", testExpiry},
+		{"JourneysFromTwoNodes", testJourneysFromTwoNodes},
+		{"Audit", testAudit},
+		{"AuditFromTwoNodes", testAuditFromTwoNodes},
+		{"FindSystemEvents", testFindSystemEvents},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -98,6 +108,59 @@ func newAccount(t *testing.T, s Store, id string) (*herald.Account, *herald.APIK
 		t.Fatalf("CreateAccount(%q): %v", id, err)
 	}
 	return a, k
+}
+
+// quietAccount creates an account as newAccount does and switches its
+// journey system events off, so that the events a case appends take
+// consecutive seqs; the account's own system events (account and key
+// created, settings updated) cannot be switched off. It returns the seq of
+// the account's last event: the case's events follow it.
+func quietAccount(t *testing.T, s Store, id string) int64 {
+	t.Helper()
+	newAccount(t, s, id)
+	if err := s.PutSettings(t.Context(), id, quietSettings()); err != nil {
+		t.Fatalf("PutSettings(%q, journey events off): %v", id, err)
+	}
+	return lastSeq(t, s, id)
+}
+
+// quietSettings are the default settings with every journey system event
+// switched off.
+func quietSettings() *herald.Settings {
+	s := herald.DefaultSettings()
+	s.JourneyEvents = herald.JourneyEvents{}
+	return s
+}
+
+// lastSeq returns the seq of the account's newest event, 0 if it has none.
+func lastSeq(t *testing.T, s herald.EventService, accountID string) int64 {
+	t.Helper()
+	all := allEvents(t, s, accountID, herald.EventFilter{})
+	if len(all) == 0 {
+		return 0
+	}
+	return all[len(all)-1].Seq
+}
+
+// allEvents returns every event of the account that f selects, paging
+// through them by AfterSeq; f.Limit is the page size (1000 if not set).
+func allEvents(t *testing.T, s herald.EventService, accountID string, f herald.EventFilter) []*herald.Event {
+	t.Helper()
+	if f.Limit == 0 {
+		f.Limit = 1000
+	}
+	var out []*herald.Event
+	for {
+		page, err := s.FindEvents(t.Context(), accountID, f)
+		if err != nil {
+			t.Fatalf("FindEvents(%s, %+v): %v", accountID, f, err)
+		}
+		out = append(out, page...)
+		if len(page) < f.Limit {
+			return out
+		}
+		f.AfterSeq = page[len(page)-1].Seq
+	}
 }
 
 // newKey returns a key of account that is not stored yet.
