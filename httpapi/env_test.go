@@ -42,6 +42,9 @@ type memStore struct {
 	settings   map[string]*herald.Settings
 	lifecycles map[herald.Ref]*herald.Lifecycle
 	profiles   map[herald.Ref]*herald.Profile
+	sessions   map[herald.Ref]*herald.Session
+	visits     map[herald.Ref]*herald.Visit // by visit id
+	auditHead  map[string]string
 
 	keyLookups int
 	appends    int
@@ -60,6 +63,9 @@ func newMemStore() *memStore {
 		settings:   map[string]*herald.Settings{},
 		lifecycles: map[herald.Ref]*herald.Lifecycle{},
 		profiles:   map[herald.Ref]*herald.Profile{},
+		sessions:   map[herald.Ref]*herald.Session{},
+		visits:     map[herald.Ref]*herald.Visit{},
+		auditHead:  map[string]string{},
 		failWith:   map[string]error{},
 	}
 }
@@ -74,6 +80,9 @@ func (m *memStore) config() Config {
 		Settings:   m.settingsService(),
 		Lifecycles: m.lifecycleService(),
 		Profiles:   m.profileService(),
+		Sessions:   m.sessionService(),
+		Visits:     m.visitService(),
+		Audit:      m.auditService(),
 	}
 }
 
@@ -138,6 +147,9 @@ func (m *memStore) keyService() *mock.KeyService {
 			if err := m.failWith["CreateKey"]; err != nil {
 				return err
 			}
+			if err := m.change(ctx, k.AccountID, herald.SubjectAPIKey, k.ID, herald.VerbCreated, nil, keyView{APIKey: k}); err != nil {
+				return err
+			}
 			m.keys[k.Hash] = k
 			return nil
 		},
@@ -176,6 +188,9 @@ func (m *memStore) keyService() *mock.KeyService {
 			}
 			for h, k := range m.keys {
 				if k.AccountID == accountID && k.ID == id {
+					if err := m.change(ctx, accountID, herald.SubjectAPIKey, id, herald.VerbDeleted, keyView{APIKey: k}, nil); err != nil {
+						return err
+					}
 					delete(m.keys, h)
 					return nil
 				}
@@ -241,15 +256,36 @@ func (m *memStore) appendEvents(batches []*herald.AppendBatch) error {
 		Stored:     map[herald.Ref]herald.StoredEvent{},
 		Lifecycles: map[herald.Ref]*herald.Lifecycle{},
 		Profiles:   map[herald.Ref]*herald.Profile{},
+		Sessions:   map[herald.Ref]*herald.Session{},
+		Visits:     map[herald.Ref]*herald.Visit{},
+		Settings:   map[string]*herald.Settings{},
+		AuditHead:  map[string]string{},
 	}
 	for _, a := range keys.Accounts {
 		if _, ok := m.accounts[a]; ok {
 			st.LastSeq[a] = m.seq[a]
+			st.AuditHead[a] = m.auditHead[a]
+			if s, ok := m.settings[a]; ok {
+				c := *s
+				st.Settings[a] = &c
+			}
 		}
 	}
 	for _, r := range keys.Events {
 		if e, ok := m.byID[r.AccountID][r.ID]; ok {
-			st.Stored[r] = herald.StoredEvent{Seq: e.Seq, ReceivedAt: e.ReceivedAt, Hash: e.Hash}
+			st.Stored[r] = herald.StoredEvent{Seq: e.Seq, ReceivedAt: e.ReceivedAt, Hash: e.Hash, SessionID: e.SessionID}
+		}
+	}
+	for _, r := range keys.Sessions {
+		if x, ok := m.sessions[r]; ok {
+			st.Sessions[r] = x.Clone()
+		}
+	}
+	for _, r := range keys.Visits {
+		for _, v := range m.visits {
+			if v.AccountID == r.AccountID && v.EntityID == r.ID && v.Open() {
+				st.Visits[r] = v.Clone()
+			}
 		}
 	}
 	for _, r := range keys.Lifecycles {
@@ -292,7 +328,29 @@ func (m *memStore) appendEvents(batches []*herald.AppendBatch) error {
 	for _, p := range plan.Profiles {
 		m.profiles[herald.Ref{AccountID: p.AccountID, ID: p.ID}] = p
 	}
+	for _, x := range plan.Sessions {
+		m.sessions[herald.Ref{AccountID: x.AccountID, ID: x.ID}] = x
+	}
+	for _, v := range plan.Visits {
+		m.visits[herald.Ref{AccountID: v.AccountID, ID: v.ID}] = v
+	}
+	maps.Copy(m.auditHead, plan.AuditHead)
 	return nil
+}
+
+// change writes the system event of a change made through the API, by
+// the actor of ctx, the way a store does: through the append rule, so
+// that it is numbered and chained. The caller holds m.mu.
+func (m *memStore) change(ctx context.Context, accountID, subjectType, subjectID, verb string, before, after any) error {
+	e, err := herald.ChangeEvent(ctx, accountID, subjectType, subjectID, verb, testNow, before, after)
+	if err != nil {
+		return err
+	}
+	b := &herald.AppendBatch{AccountID: accountID, Events: []*herald.Event{e}, By: herald.ActorFrom(ctx)}
+	if err := m.appendEvents([]*herald.AppendBatch{b}); err != nil {
+		return err
+	}
+	return b.Results[0].Err
 }
 
 func matches(e *herald.Event, f herald.EventFilter) bool {
@@ -303,6 +361,7 @@ func matches(e *herald.Event, f herald.EventFilter) bool {
 		eq(f.EntityID, e.EntityID()) &&
 		eq(f.AgentID, e.AgentID) && eq(f.SessionID, e.SessionID) && eq(f.PrimaryID, e.PrimaryID) &&
 		eq(f.Origin, e.Origin) &&
+		(len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) && herald.MatchSources(f.Sources, e) &&
 		(f.OccurredAfter.IsZero() || !e.OccurredAt.Before(f.OccurredAfter)) &&
 		(f.OccurredBefore.IsZero() || e.OccurredAt.Before(f.OccurredBefore))
 }
@@ -393,6 +452,13 @@ func (m *memStore) settingsService() *mock.SettingsService {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			if err := m.failed("PutSettings"); err != nil {
+				return err
+			}
+			before := herald.DefaultSettings()
+			if old, ok := m.settings[accountID]; ok {
+				before = old
+			}
+			if err := m.change(ctx, accountID, herald.SubjectSettings, accountID, herald.VerbUpdated, before, s); err != nil {
 				return err
 			}
 			c := *s
@@ -755,4 +821,122 @@ func (m *memStore) putEventType(t *herald.EventType, replace bool) (bool, error)
 	}
 	types[t.Key()] = c
 	return !ok, nil
+}
+
+// journeyMatches reports whether a session or visit that began with seq,
+// at started, of entity, open or not, passes f.
+func journeyMatches(f herald.JourneyFilter, seq int64, started time.Time, entity string, open bool) bool {
+	return seq > f.AfterSeq && (f.EntityID == "" || f.EntityID == entity) &&
+		(f.State == "" || (f.State == herald.JourneyOpen) == open) &&
+		(f.StartedAfter.IsZero() || !started.Before(f.StartedAfter)) &&
+		(f.StartedBefore.IsZero() || started.Before(f.StartedBefore))
+}
+
+func (m *memStore) sessionService() *mock.SessionService {
+	return &mock.SessionService{
+		FindSessionByIDFn: func(ctx context.Context, accountID, id string) (*herald.Session, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindSessionByID"); err != nil {
+				return nil, err
+			}
+			if x, ok := m.sessions[herald.Ref{AccountID: accountID, ID: id}]; ok {
+				return x.Clone(), nil
+			}
+			return nil, herald.Errorf(herald.ENOTFOUND, "no session %s", id)
+		},
+		FindSessionsFn: func(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Session, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindSessions"); err != nil {
+				return nil, err
+			}
+			if f.Limit <= 0 {
+				return nil, fmt.Errorf("limit %d", f.Limit)
+			}
+			var out []*herald.Session
+			for r, x := range m.sessions {
+				if r.AccountID == accountID && journeyMatches(f, x.StartSeq, x.StartedAt, x.EntityID, x.Open()) {
+					out = append(out, x.Clone())
+				}
+			}
+			slices.SortFunc(out, func(a, b *herald.Session) int { return cmp.Compare(a.StartSeq, b.StartSeq) })
+			return out[:min(len(out), f.Limit)], nil
+		},
+	}
+}
+
+func (m *memStore) visitService() *mock.VisitService {
+	return &mock.VisitService{
+		FindVisitByIDFn: func(ctx context.Context, accountID, id string) (*herald.Visit, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindVisitByID"); err != nil {
+				return nil, err
+			}
+			if v, ok := m.visits[herald.Ref{AccountID: accountID, ID: id}]; ok {
+				return v.Clone(), nil
+			}
+			return nil, herald.Errorf(herald.ENOTFOUND, "no visit %s", id)
+		},
+		FindVisitsFn: func(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Visit, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("FindVisits"); err != nil {
+				return nil, err
+			}
+			if f.Limit <= 0 {
+				return nil, fmt.Errorf("limit %d", f.Limit)
+			}
+			var out []*herald.Visit
+			for r, v := range m.visits {
+				if r.AccountID == accountID && journeyMatches(f, v.FirstSeq, v.StartedAt, v.EntityID, v.Open()) {
+					out = append(out, v.Clone())
+				}
+			}
+			slices.SortFunc(out, func(a, b *herald.Visit) int { return cmp.Compare(a.FirstSeq, b.FirstSeq) })
+			return out[:min(len(out), f.Limit)], nil
+		},
+	}
+}
+
+// auditService verifies the chain as a store does: the stored system
+// events, in seq order, through herald.AuditVerifier.
+func (m *memStore) auditService() *mock.AuditService {
+	return &mock.AuditService{
+		VerifyAuditFn: func(ctx context.Context, accountID string) (*herald.AuditReport, error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err := m.failed("VerifyAudit"); err != nil {
+				return nil, err
+			}
+			if _, ok := m.accounts[accountID]; !ok {
+				return nil, herald.Errorf(herald.ENOTFOUND, "no account %s", accountID)
+			}
+			v := herald.NewAuditVerifier(accountID)
+			for _, e := range m.events[accountID] {
+				if e.Origin != herald.OriginSystem {
+					continue
+				}
+				if !v.Check(herald.AuditRow{Seq: e.Seq, ID: e.ID, Category: e.Category, Type: e.Type, PrimaryID: e.PrimaryID, Body: e.Body}) {
+					break
+				}
+			}
+			return v.Finish(m.auditHead[accountID]), nil
+		},
+	}
+}
+
+// firstVisit returns the id of the account's first visit, "V-none" if it
+// has none.
+func (e *env) firstVisit(accountID string) string {
+	e.store.mu.Lock()
+	defer e.store.mu.Unlock()
+	id, first := "V-none", int64(0)
+	for r, v := range e.store.visits {
+		if r.AccountID == accountID && (first == 0 || v.FirstSeq < first) {
+			id, first = v.ID, v.FirstSeq
+		}
+	}
+	return id
 }

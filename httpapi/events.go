@@ -26,6 +26,11 @@ type ingestResult struct {
 	Seq        int64     `json:"seq"`
 	ReceivedAt time.Time `json:"receivedAt"`
 	Duplicate  bool      `json:"duplicate,omitempty"`
+	// SessionID is the event's session: the one Herald gave a login sent
+	// without one, so that the client can send it with the events that
+	// follow.
+	SessionID string   `json:"sessionId,omitempty"`
+	Flags     []string `json:"flags,omitempty"`
 }
 
 // ingestEvent stores one event and answers once it is committed: 201, or
@@ -44,7 +49,7 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("check event %s against its type: %w", e.ID, err)
 	}
 
-	b := &herald.AppendBatch{AccountID: key.AccountID, Events: []*herald.Event{e}}
+	b := &herald.AppendBatch{AccountID: key.AccountID, Events: []*herald.Event{e}, By: herald.ActorFrom(r.Context())}
 	if err := s.append(r, b); err != nil {
 		return err
 	}
@@ -62,7 +67,10 @@ func (s *Server) ingestEvent(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("append event %s: %w", e.ID, res.Err)
 	}
 	w.Header().Set("Location", "/v1/events/"+e.ID)
-	out := ingestResult{ID: e.ID, Seq: res.Seq, ReceivedAt: res.ReceivedAt.UTC(), Duplicate: res.Duplicate}
+	out := ingestResult{
+		ID: e.ID, Seq: res.Seq, ReceivedAt: res.ReceivedAt.UTC(), Duplicate: res.Duplicate,
+		SessionID: res.SessionID, Flags: res.Flags,
+	}
 	if res.Duplicate {
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -132,6 +140,8 @@ type batchItemResult struct {
 	ID         string     `json:"id,omitempty"`
 	Seq        int64      `json:"seq,omitempty"`
 	ReceivedAt *time.Time `json:"receivedAt,omitempty"`
+	SessionID  string     `json:"sessionId,omitempty"`
+	Flags      []string   `json:"flags,omitempty"`
 	Problem    *Problem   `json:"problem,omitempty"`
 }
 
@@ -232,7 +242,7 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) error {
 			items[i].aborted = items[i].err == nil
 		}
 	default:
-		b := &herald.AppendBatch{AccountID: key.AccountID, Atomic: atomic}
+		b := &herald.AppendBatch{AccountID: key.AccountID, Atomic: atomic, By: herald.ActorFrom(r.Context())}
 		var sent []int
 		for i := range items {
 			if items[i].err == nil && items[i].sameAs < 0 && items[i].conflictsWith < 0 {
@@ -293,7 +303,11 @@ func (s *Server) settleRepeats(r *http.Request, accountID string, items []batchI
 			if herald.ErrorCode(first.result.Err) == herald.ECONFLICT {
 				stored, err := s.events.FindEventByID(r.Context(), accountID, it.event.ID)
 				if err == nil && stored.Hash == it.event.Hash {
-					it.result = herald.AppendResult{Seq: stored.Seq, ReceivedAt: stored.ReceivedAt, Duplicate: true}
+					// Answered as the store answers a duplicate: with
+					// the original's seq, receivedAt and session.
+					it.result = herald.AppendResult{
+						Seq: stored.Seq, ReceivedAt: stored.ReceivedAt, Duplicate: true, SessionID: stored.SessionID,
+					}
 					continue
 				}
 			}
@@ -410,6 +424,7 @@ func (s *Server) answerBatch(w http.ResponseWriter, r *http.Request, items []bat
 		default:
 			t := it.result.ReceivedAt.UTC()
 			res.Seq, res.ReceivedAt = it.result.Seq, &t
+			res.SessionID, res.Flags = it.result.SessionID, it.result.Flags
 			if it.result.Duplicate {
 				res.Status = itemDuplicate
 				out.Duplicates++

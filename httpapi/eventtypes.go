@@ -267,25 +267,113 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("find settings: %w", err)
 	}
-	writeJSON(w, http.StatusOK, settings)
+	writeJSON(w, http.StatusOK, settingsView(settings))
 	return nil
 }
 
 // putSettings replaces the account's settings. A field left out takes its
-// default, as for an account that never changed it.
+// default, as for an account that never changed it: the body is decoded
+// over the defaults, so {"sessions":{"maxLength":"8h"}} changes that one
+// duration and keeps the other session settings.
 func (s *Server) putSettings(w http.ResponseWriter, r *http.Request) error {
 	key := keyFrom(r.Context())
-	var in herald.Settings
-	if err := decodeJSON(w, r, &in); err != nil {
+	in, err := readSettings(w, r)
+	if err != nil {
 		return err
 	}
-	if err := s.catalog.PutSettings(r.Context(), key.AccountID, &in); err != nil {
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	if err := s.catalog.PutSettings(r.Context(), key.AccountID, in); err != nil {
 		return fmt.Errorf("put settings: %w", err)
 	}
 	settings, err := s.catalog.Settings(r.Context(), key.AccountID)
 	if err != nil {
 		return fmt.Errorf("read back settings: %w", err)
 	}
-	writeJSON(w, http.StatusOK, settings)
+	writeJSON(w, http.StatusOK, settingsView(settings))
 	return nil
+}
+
+// settingsInput is the body of PUT /v1/settings. The objects are kept raw
+// and decoded one by one, so that an error within one is named by its
+// exact pointer: encoding/json names neither the object of an unknown
+// field nor the field of a bad duration.
+type settingsInput struct {
+	UnknownTypes  *string         `json:"unknownTypes"`
+	Sessions      json.RawMessage `json:"sessions"`
+	Visits        json.RawMessage `json:"visits"`
+	JourneyEvents json.RawMessage `json:"journeyEvents"`
+}
+
+// readSettings decodes the body of PUT /v1/settings over the defaults,
+// naming every field at fault.
+func readSettings(w http.ResponseWriter, r *http.Request) (*herald.Settings, error) {
+	var in settingsInput
+	if err := decodeJSON(w, r, &in); err != nil {
+		return nil, err
+	}
+	out := herald.DefaultSettings()
+	if in.UnknownTypes != nil && *in.UnknownTypes != "" { // empty means the default
+		out.UnknownTypes = *in.UnknownTypes
+	}
+	var errs []herald.FieldError
+	for _, part := range []struct {
+		name string
+		raw  json.RawMessage
+		to   any
+	}{
+		{"sessions", in.Sessions, &out.Sessions},
+		{"visits", in.Visits, &out.Visits},
+		{"journeyEvents", in.JourneyEvents, &out.JourneyEvents},
+	} {
+		if part.raw == nil {
+			continue
+		}
+		if fe := decodeAt(part.raw, "/"+part.name, part.to); fe != nil {
+			if d := badDuration(part.raw, "/"+part.name); d != nil {
+				fe = d
+			}
+			errs = append(errs, *fe)
+		}
+	}
+	if err := fieldErrors(errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// badDuration names the first member of obj, the JSON object at pointer,
+// that is meant to be a duration but does not decode as one.
+func badDuration(obj json.RawMessage, pointer string) *herald.FieldError {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(obj, &members) != nil {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		if !slices.Contains(durationMembers, pointer+"/"+name) {
+			continue
+		}
+		var d herald.Duration
+		if err := d.UnmarshalJSON(members[name]); err != nil {
+			return &herald.FieldError{Pointer: pointer + "/" + name, Detail: err.Error()}
+		}
+	}
+	return nil
+}
+
+// durationMembers are the pointers of the durations of the settings.
+var durationMembers = []string{"/sessions/inactivityTimeout", "/sessions/maxLength", "/visits/timeout"}
+
+// settingsView is settings as the API shows them: a list that is empty is
+// [], never null.
+func settingsView(s *herald.Settings) *herald.Settings {
+	c := *s
+	if c.Sessions.LoginTypes == nil {
+		c.Sessions.LoginTypes = []string{}
+	}
+	if c.Sessions.LogoutTypes == nil {
+		c.Sessions.LogoutTypes = []string{}
+	}
+	return &c
 }

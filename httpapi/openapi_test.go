@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -300,6 +301,14 @@ func TestOpenAPIResponses(t *testing.T) {
 	cardType := `{"category":"payments","type":"cardCharged","statuses":[{"name":"ok","description":"Charged."}]}`
 	defineCard := func(e *env) { e.do("POST", "/v1/event-types", e.admin, cardType).wantStatus(t, 201) }
 	login := func(e *env) { sendLogin(t, e, "L-1", "cust-1", "attempted", "succeeded") }
+	// journey starts session S-1 of cust-1, and a visit of cust-1.
+	journey := func(e *env) {
+		e.do("POST", "/v1/events", e.ingest, event(map[string]any{"sessionId": "S-1", "coreCustomerId": "cust-1"})).wantStatus(t, 201)
+	}
+	changeSettings := func(e *env) {
+		e.do("PUT", "/v1/settings", e.admin, `{"unknownTypes":"reject"}`).wantStatus(t, 200)
+	}
+	sources := url.QueryEscape(`{"settings":[]}`)
 	huge := strings.Repeat("x", maxEventTypeBytes)
 
 	cases := []struct {
@@ -462,6 +471,44 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"profile erase unknown", nil, "DELETE", "/v1/profiles/cust-nope", adminKey, "", 404},
 		{"profile erase store down", failing("EraseProfile", storeDown), "DELETE", "/v1/profiles/cust-1", adminKey, "", 500},
 
+		{"sessions found", journey, "GET", "/v1/sessions?entity=cust-1&state=open", readKey, "", 200},
+		{"sessions bad filter", nil, "GET", "/v1/sessions?state=maybe", readKey, "", 400},
+		{"sessions no key", nil, "GET", "/v1/sessions", noKey, "", 401},
+		{"sessions ingest key", nil, "GET", "/v1/sessions", ingestKey, "", 403},
+		{"sessions store down", failing("FindSessions", storeDown), "GET", "/v1/sessions", readKey, "", 500},
+
+		{"session found", journey, "GET", "/v1/sessions/S-1", readKey, "", 200},
+		{"session bad parameter", journey, "GET", "/v1/sessions/S-1?events=true", readKey, "", 400},
+		{"session no key", nil, "GET", "/v1/sessions/S-1", noKey, "", 401},
+		{"session ingest key", nil, "GET", "/v1/sessions/S-1", ingestKey, "", 403},
+		{"session not found", nil, "GET", "/v1/sessions/S-nope", readKey, "", 404},
+		{"session store down", failing("FindSessionByID", storeDown), "GET", "/v1/sessions/S-1", readKey, "", 500},
+
+		{"visits found", journey, "GET", "/v1/visits?entity=cust-1", readKey, "", 200},
+		{"visits bad filter", nil, "GET", "/v1/visits?startedAfter=today", readKey, "", 400},
+		{"visits no key", nil, "GET", "/v1/visits", noKey, "", 401},
+		{"visits ingest key", nil, "GET", "/v1/visits", ingestKey, "", 403},
+		{"visits store down", failing("FindVisits", storeDown), "GET", "/v1/visits", readKey, "", 500},
+
+		{"visit found", journey, "GET", "/v1/visits/{visit}", readKey, "", 200},
+		{"visit bad parameter", journey, "GET", "/v1/visits/{visit}?v=1", readKey, "", 400},
+		{"visit no key", nil, "GET", "/v1/visits/V-1", noKey, "", 401},
+		{"visit ingest key", nil, "GET", "/v1/visits/V-1", ingestKey, "", 403},
+		{"visit not found", nil, "GET", "/v1/visits/V-nope", readKey, "", 404},
+		{"visit store down", failing("FindVisitByID", storeDown), "GET", "/v1/visits/V-1", readKey, "", 500},
+
+		{"audit found", changeSettings, "GET", "/v1/audit?system_event_type=updated&system_event_sources=" + sources, readKey, "", 200},
+		{"audit bad filter", nil, "GET", "/v1/audit?system_event_sources=work", readKey, "", 400},
+		{"audit no key", nil, "GET", "/v1/audit", noKey, "", 401},
+		{"audit ingest key", nil, "GET", "/v1/audit", ingestKey, "", 403},
+		{"audit store down", failing("FindEvents", storeDown), "GET", "/v1/audit", readKey, "", 500},
+
+		{"audit verified", changeSettings, "GET", "/v1/audit/verify", readKey, "", 200},
+		{"audit verify bad parameter", nil, "GET", "/v1/audit/verify?full=1", readKey, "", 400},
+		{"audit verify no key", nil, "GET", "/v1/audit/verify", noKey, "", 401},
+		{"audit verify ingest key", nil, "GET", "/v1/audit/verify", ingestKey, "", 403},
+		{"audit verify store down", failing("VerifyAudit", storeDown), "GET", "/v1/audit/verify", readKey, "", 500},
+
 		{"openapi", nil, "GET", "/v1/openapi.json", noKey, "", 200},
 		{"openapi bad parameter", nil, "GET", "/v1/openapi.json?v=2", noKey, "", 400},
 		{"healthy", nil, "GET", "/healthz", noKey, "", 200},
@@ -479,7 +526,8 @@ func TestOpenAPIResponses(t *testing.T) {
 				if c.setup != nil {
 					c.setup(e)
 				}
-				r := e.do(c.method, c.path, c.key(e), c.body).wantStatus(t, c.want)
+				path := strings.ReplaceAll(c.path, "{visit}", e.firstVisit("acme"))
+				r := e.do(c.method, path, c.key(e), c.body).wantStatus(t, c.want)
 				if r.status == 500 {
 					checkInternal(t, e, r, storeDown.Error())
 				}

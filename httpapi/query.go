@@ -33,8 +33,8 @@ var eventQueryParams = []string{
 func paramPointer(name string) string { return "?" + name }
 
 // checkParams refuses query parameters the route does not accept, and any
-// given more than once.
-func checkParams(r *http.Request, accepted []string) error {
+// but the repeatable ones given more than once.
+func checkParams(r *http.Request, accepted, repeatable []string) error {
 	q := r.URL.Query()
 	if len(q) == 0 {
 		return nil
@@ -51,7 +51,7 @@ func checkParams(r *http.Request, accepted []string) error {
 			errs = append(errs, herald.FieldError{Pointer: paramPointer(name), Detail: "unknown query parameter (this route takes none)"})
 		case !slices.Contains(accepted, name):
 			errs = append(errs, herald.FieldError{Pointer: paramPointer(name), Detail: "unknown query parameter (accepted: " + strings.Join(accepted, ", ") + ")"})
-		case len(q[name]) > 1:
+		case len(q[name]) > 1 && !slices.Contains(repeatable, name):
 			errs = append(errs, herald.FieldError{Pointer: paramPointer(name), Detail: "may be given only once"})
 		}
 	}
@@ -72,7 +72,8 @@ func boolParam(r *http.Request, name string) (bool, error) {
 
 // queryParser reads the query of a list route, collecting every bad
 // parameter so that one answer names them all. checkParams has refused
-// repeated parameters already, so each is read once.
+// repeated parameters already, so each is read once, but for those the
+// route lets repeat.
 type queryParser struct {
 	q    url.Values
 	errs []herald.FieldError
@@ -247,11 +248,16 @@ func decodeCursor(c string) (int64, bool) {
 // position it started from when it is empty), so a client can keep polling
 // with it and will neither skip nor repeat an event.
 func (s *Server) findEvents(w http.ResponseWriter, r *http.Request) error {
-	key := keyFrom(r.Context())
 	p, err := parseEventQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	return s.writeEventPage(w, r, p)
+}
+
+// writeEventPage finds the events of p and answers them as one page.
+func (s *Server) writeEventPage(w http.ResponseWriter, r *http.Request, p eventPage) error {
+	key := keyFrom(r.Context())
 	f := p.filter
 	f.Limit = p.limit + 1 // one more tells whether there are more
 	f.BodiesOnly = true   // written out as stored: no need to decode them

@@ -36,6 +36,9 @@ type Config struct {
 	Settings   herald.SettingsService
 	Lifecycles herald.LifecycleService
 	Profiles   herald.ProfileService
+	Sessions   herald.SessionService
+	Visits     herald.VisitService
+	Audit      herald.AuditService
 	// Catalog validates ingested events and serves the types and settings
 	// routes. Nil: one over EventTypes and Settings, with Now as its
 	// clock. Pass the one the rest of the process uses, so that a change
@@ -75,6 +78,9 @@ type Server struct {
 	events     herald.EventService
 	lifecycles herald.LifecycleService
 	profiles   herald.ProfileService
+	sessions   herald.SessionService
+	visits     herald.VisitService
+	audit      herald.AuditService
 	catalog    *catalog.Catalog
 	appender   Appender
 	ping       func(ctx context.Context) error
@@ -99,6 +105,7 @@ func NewServer(cfg Config) *Server {
 		{"Accounts", cfg.Accounts != nil}, {"Keys", cfg.Keys != nil}, {"Events", cfg.Events != nil},
 		{"EventTypes", cfg.EventTypes != nil}, {"Settings", cfg.Settings != nil},
 		{"Lifecycles", cfg.Lifecycles != nil}, {"Profiles", cfg.Profiles != nil},
+		{"Sessions", cfg.Sessions != nil}, {"Visits", cfg.Visits != nil}, {"Audit", cfg.Audit != nil},
 	} {
 		if !f.set {
 			missing = append(missing, "Config."+f.name)
@@ -113,6 +120,9 @@ func NewServer(cfg Config) *Server {
 		events:     cfg.Events,
 		lifecycles: cfg.Lifecycles,
 		profiles:   cfg.Profiles,
+		sessions:   cfg.Sessions,
+		visits:     cfg.Visits,
+		audit:      cfg.Audit,
 		catalog:    cfg.Catalog,
 		appender:   cfg.Appender,
 		ping:       cfg.Ping,
@@ -179,6 +189,9 @@ type route struct {
 	// params lists the query parameters the route accepts; any other is
 	// refused with 400, like an unknown body field.
 	params []string
+	// repeatable lists the parameters that may be given more than once;
+	// any other is refused when repeated.
+	repeatable []string
 	// anyParams turns that check off, for the operational endpoints that
 	// probes and scrapers call with whatever their configuration adds.
 	anyParams bool
@@ -208,6 +221,12 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/profiles", scope: herald.ScopeRead, params: profileQueryParams, handle: s.findProfiles},
 		{method: "GET", path: "/v1/profiles/{id}", scope: herald.ScopeRead, handle: s.getProfile},
 		{method: "DELETE", path: "/v1/profiles/{id}", scope: herald.ScopeAdmin, handle: s.eraseProfile},
+		{method: "GET", path: "/v1/sessions", scope: herald.ScopeRead, params: journeyQueryParams, handle: s.findSessions},
+		{method: "GET", path: "/v1/sessions/{id}", scope: herald.ScopeRead, handle: s.getSession},
+		{method: "GET", path: "/v1/visits", scope: herald.ScopeRead, params: journeyQueryParams, handle: s.findVisits},
+		{method: "GET", path: "/v1/visits/{id}", scope: herald.ScopeRead, handle: s.getVisit},
+		{method: "GET", path: "/v1/audit", scope: herald.ScopeRead, params: auditQueryParams, repeatable: auditRepeatable, handle: s.findAudit},
+		{method: "GET", path: "/v1/audit/verify", scope: herald.ScopeRead, handle: s.verifyAudit},
 		{method: "GET", path: "/v1/openapi.json", handle: s.openAPI},
 		{method: "GET", path: "/healthz", anyParams: true, handle: s.health},
 		{method: "GET", path: "/metrics", anyParams: true, handle: s.serveMetrics},
@@ -227,10 +246,13 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 			info.account = key.AccountID
-			r = r.WithContext(context.WithValue(r.Context(), keyContextKey{}, key))
+			// The key is also the actor the store names in the system
+			// events the request causes.
+			ctx := context.WithValue(r.Context(), keyContextKey{}, key)
+			r = r.WithContext(herald.NewContextWithActor(ctx, herald.KeyActor(key)))
 		}
 		if !rt.anyParams {
-			if err := checkParams(r, rt.params); err != nil {
+			if err := checkParams(r, rt.params, rt.repeatable); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

@@ -240,6 +240,9 @@ func TestNewServerNeedsServices(t *testing.T) {
 		"Settings":   func(c *Config) { c.Settings = nil },
 		"Lifecycles": func(c *Config) { c.Lifecycles = nil },
 		"Profiles":   func(c *Config) { c.Profiles = nil },
+		"Sessions":   func(c *Config) { c.Sessions = nil },
+		"Visits":     func(c *Config) { c.Visits = nil },
+		"Audit":      func(c *Config) { c.Audit = nil },
 	} {
 		cfg := m.config()
 		unset(&cfg)

@@ -2,6 +2,7 @@ package mock
 
 import (
 	"context"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -233,4 +234,76 @@ func (s *ProfileService) EraseProfile(ctx context.Context, accountID, id string)
 		notSet("ProfileService.EraseProfileFn")
 	}
 	return s.EraseProfileFn(ctx, accountID, id)
+}
+
+// SessionService is a fake herald.SessionService.
+type SessionService struct {
+	FindSessionByIDFn func(ctx context.Context, accountID, id string) (*herald.Session, error)
+	FindSessionsFn    func(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Session, error)
+}
+
+var _ herald.SessionService = (*SessionService)(nil)
+
+func (s *SessionService) FindSessionByID(ctx context.Context, accountID, id string) (*herald.Session, error) {
+	if s.FindSessionByIDFn == nil {
+		notSet("SessionService.FindSessionByIDFn")
+	}
+	return s.FindSessionByIDFn(ctx, accountID, id)
+}
+
+func (s *SessionService) FindSessions(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Session, error) {
+	if s.FindSessionsFn == nil {
+		notSet("SessionService.FindSessionsFn")
+	}
+	return s.FindSessionsFn(ctx, accountID, f)
+}
+
+// VisitService is a fake herald.VisitService.
+type VisitService struct {
+	FindVisitByIDFn func(ctx context.Context, accountID, id string) (*herald.Visit, error)
+	FindVisitsFn    func(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Visit, error)
+}
+
+var _ herald.VisitService = (*VisitService)(nil)
+
+func (s *VisitService) FindVisitByID(ctx context.Context, accountID, id string) (*herald.Visit, error) {
+	if s.FindVisitByIDFn == nil {
+		notSet("VisitService.FindVisitByIDFn")
+	}
+	return s.FindVisitByIDFn(ctx, accountID, id)
+}
+
+func (s *VisitService) FindVisits(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Visit, error) {
+	if s.FindVisitsFn == nil {
+		notSet("VisitService.FindVisitsFn")
+	}
+	return s.FindVisitsFn(ctx, accountID, f)
+}
+
+// JourneySweeper is a fake herald.JourneySweeper.
+type JourneySweeper struct {
+	ExpireJourneysFn func(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+var _ herald.JourneySweeper = (*JourneySweeper)(nil)
+
+func (s *JourneySweeper) ExpireJourneys(ctx context.Context, now time.Time, limit int) (int, error) {
+	if s.ExpireJourneysFn == nil {
+		notSet("JourneySweeper.ExpireJourneysFn")
+	}
+	return s.ExpireJourneysFn(ctx, now, limit)
+}
+
+// AuditService is a fake herald.AuditService.
+type AuditService struct {
+	VerifyAuditFn func(ctx context.Context, accountID string) (*herald.AuditReport, error)
+}
+
+var _ herald.AuditService = (*AuditService)(nil)
+
+func (s *AuditService) VerifyAudit(ctx context.Context, accountID string) (*herald.AuditReport, error) {
+	if s.VerifyAuditFn == nil {
+		notSet("AuditService.VerifyAuditFn")
+	}
+	return s.VerifyAuditFn(ctx, accountID)
 }

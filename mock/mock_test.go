@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/mock"
@@ -65,6 +66,25 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 		},
 		EraseProfileFn: func(context.Context, string, string) (int64, error) { note("EraseProfile"); return 0, nil },
 	}
+	sessions := &mock.SessionService{
+		FindSessionByIDFn: func(context.Context, string, string) (*herald.Session, error) {
+			note("FindSessionByID")
+			return nil, nil
+		},
+		FindSessionsFn: func(context.Context, string, herald.JourneyFilter) ([]*herald.Session, error) {
+			note("FindSessions")
+			return nil, nil
+		},
+	}
+	visits := &mock.VisitService{
+		FindVisitByIDFn: func(context.Context, string, string) (*herald.Visit, error) { note("FindVisitByID"); return nil, nil },
+		FindVisitsFn: func(context.Context, string, herald.JourneyFilter) ([]*herald.Visit, error) {
+			note("FindVisits")
+			return nil, nil
+		},
+	}
+	sweeper := &mock.JourneySweeper{ExpireJourneysFn: func(context.Context, time.Time, int) (int, error) { note("ExpireJourneys"); return 0, nil }}
+	audit := &mock.AuditService{VerifyAuditFn: func(context.Context, string) (*herald.AuditReport, error) { note("VerifyAudit"); return nil, nil }}
 
 	_ = accounts.CreateAccount(ctx, nil, nil)
 	_, _ = accounts.FindAccountByID(ctx, "")
@@ -88,10 +108,17 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	_, _ = profiles.FindProfile(ctx, "", "")
 	_, _ = profiles.FindProfiles(ctx, "", herald.ProfileFilter{})
 	_, _ = profiles.EraseProfile(ctx, "", "")
+	_, _ = sessions.FindSessionByID(ctx, "", "")
+	_, _ = sessions.FindSessions(ctx, "", herald.JourneyFilter{})
+	_, _ = visits.FindVisitByID(ctx, "", "")
+	_, _ = visits.FindVisits(ctx, "", herald.JourneyFilter{})
+	_, _ = sweeper.ExpireJourneys(ctx, time.Time{}, 0)
+	_, _ = audit.VerifyAudit(ctx, "")
 
 	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append" +
 		" FindEventTypes FindEventType CreateEventType PutEventType DeleteEventType FindSettings PutSettings" +
-		" FindLifecycle FindLifecycles FindProfile FindProfiles EraseProfile"
+		" FindLifecycle FindLifecycles FindProfile FindProfiles EraseProfile" +
+		" FindSessionByID FindSessions FindVisitByID FindVisits ExpireJourneys VerifyAudit"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("calls\n got %s\nwant %s", got, want)
 	}
