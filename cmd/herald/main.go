@@ -44,7 +44,7 @@ named in its help: see herald serve --help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newBenchCmd(), newAuditCmd())
 	return root
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/httpapi"
 	"github.com/heraldhq/herald/ingest"
+	"github.com/heraldhq/herald/journey"
 	"github.com/heraldhq/herald/postgres"
 	"github.com/heraldhq/herald/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type serveConfig struct {
 	LogFormat    string
 	PprofAddr    string
 	BootstrapKey string
+	// SweepInterval is how often expired sessions and visits are ended.
+	SweepInterval time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -68,6 +71,7 @@ Logs go to standard error, one line per request.`,
 	f.StringVar(&cfg.Data, "data", envDefault("HERALD_DATA", "./herald-data"), "folder for local data: the SQLite database and bootstrap.key (env HERALD_DATA)")
 	f.StringVar(&cfg.DB, "db", envDefault("HERALD_DB", ""), "database: a SQLite file path, or a postgres://… URL (env HERALD_DB; default <data>/herald.db)")
 	f.StringVar(&cfg.PprofAddr, "pprof-addr", envDefault("HERALD_PPROF_ADDR", ""), "if set, serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env HERALD_PPROF_ADDR)")
+	f.DurationVar(&cfg.SweepInterval, "sweep-interval", journey.DefaultInterval, "how often to end sessions and visits whose time ran out while no event came")
 	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
 	return cmd
 }
@@ -81,6 +85,10 @@ type store interface {
 	herald.SettingsService
 	herald.LifecycleService
 	herald.ProfileService
+	herald.SessionService
+	herald.VisitService
+	herald.JourneySweeper
+	herald.AuditService
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -91,6 +99,7 @@ type Main struct {
 	log       *slog.Logger
 	store     store
 	committer *ingest.Committer
+	sweeper   *journey.Sweeper
 	server    *http.Server
 	listener  net.Listener
 }
@@ -129,6 +138,9 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		Settings:   m.store,
 		Lifecycles: m.store,
 		Profiles:   m.store,
+		Sessions:   m.store,
+		Visits:     m.store,
+		Audit:      m.store,
 		Appender:   m.committer,
 		Ping:       m.store.Ping,
 		Logger:     log,
@@ -150,6 +162,7 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		m.store.Close()
 		return nil, fmt.Errorf("--addr: cannot listen on %s: %w", cfg.Addr, err)
 	}
+	m.sweeper = journey.Start(m.store, journey.Options{Interval: cfg.SweepInterval, Logger: log, Registerer: reg})
 	return m, nil
 }
 
@@ -302,6 +315,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close releases the committer and the store.
 func (m *Main) Close() error {
+	if m.sweeper != nil {
+		m.sweeper.Close()
+	}
 	err := m.committer.Close()
 	if m.store != nil {
 		err = errors.Join(err, m.store.Close())
