@@ -44,8 +44,10 @@ from the previous hash and the event's canonical JSON (RFC 8785), and report
 the first event where they differ: its seq, id and what differs.
 
 By default it asks a running server (GET /v1/audit/verify) for the account of
---key. With --db it opens the database itself (read only in effect), for an
-operator who does not want to trust the server: --account picks the account.
+--key. With --db it opens the database itself, for an operator who does not
+want to trust the server: --account picks the account. It changes nothing,
+unless the database is older than this herald, whose migrations it then
+applies as serve would.
 
 Exits 0 when the chain holds, 1 when it is broken or cannot be checked.`,
 		Args: cobra.NoArgs,
@@ -116,6 +118,12 @@ func verifyOverHTTP(ctx context.Context, url, key string) (*herald.AuditReport, 
 }
 
 func verifyInDatabase(ctx context.Context, db, account string) (*herald.AuditReport, error) {
+	if !strings.Contains(db, "://") {
+		// Opening a SQLite file that is not there would create one.
+		if _, err := os.Stat(db); err != nil {
+			return nil, fmt.Errorf("--db: %w", err)
+		}
+	}
 	s, _, err := openStore(ctx, serveConfig{DB: db}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err

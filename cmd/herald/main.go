@@ -4,12 +4,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/heraldhq/herald"
 )
 
 func main() {
@@ -17,7 +20,13 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "herald:", err)
+		// A herald.Error names its code and message, which is what a user
+		// of the command needs; its own "herald:" prefix is said once.
+		msg := err.Error()
+		if e := (*herald.Error)(nil); errors.As(err, &e) {
+			msg = herald.ErrorMessage(err)
+		}
+		fmt.Fprintln(os.Stderr, "herald:", msg)
 		os.Exit(1)
 	}
 }
