@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/heraldhq/herald"
 )
@@ -180,82 +181,80 @@ func scanVisit(row scanner) (*herald.Visit, error) {
 	return &v, nil
 }
 
+// journeyTable is what the reads of sessions and of visits differ by.
+type journeyTable[T any] struct {
+	noun      string // "session" or "visit"
+	table     string // "sessions" or "visits"
+	columns   string // sessionColumns or visitColumns
+	seqColumn string // the seq a row began at, its order
+	scan      func(scanner) (T, error)
+}
+
+var (
+	sessionTable = journeyTable[*herald.Session]{"session", "sessions", sessionColumns, "start_seq", scanSession}
+	visitTable   = journeyTable[*herald.Visit]{"visit", "visits", visitColumns, "first_seq", scanVisit}
+)
+
+// findByID returns the account's row id, or ENOTFOUND.
+func (j journeyTable[T]) findByID(ctx context.Context, pool *pgxpool.Pool, accountID, id string) (T, error) {
+	var zero T
+	notFound := herald.Errorf(herald.ENOTFOUND, "%s %q not found", j.noun, id)
+	if !textOK(accountID) || !textOK(id) {
+		return zero, notFound // could not have been stored
+	}
+	x, err := j.scan(pool.QueryRow(ctx,
+		`SELECT `+j.columns+` FROM `+j.table+` WHERE account_id = $1 AND id = $2`, accountID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return zero, notFound
+	} else if err != nil {
+		return zero, fmt.Errorf("find %s %s: %w", j.noun, id, err)
+	}
+	return x, nil
+}
+
+// find returns up to f.Limit of the account's rows that match f, in the
+// order they began (seqColumn).
+func (j journeyTable[T]) find(ctx context.Context, pool *pgxpool.Pool, accountID string, f herald.JourneyFilter) ([]T, error) {
+	q, none, err := journeyQuery(j.table, j.columns, j.seqColumn, accountID, f)
+	if err != nil {
+		return nil, err
+	}
+	if none {
+		return []T{}, nil
+	}
+	rows, _ := pool.Query(ctx, q.sql.String(), q.args...)
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) {
+		return j.scan(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", j.table, err)
+	}
+	if list == nil {
+		list = []T{}
+	}
+	return list, nil
+}
+
 // FindSessionByID returns the account's session id, or ENOTFOUND.
 func (s *Store) FindSessionByID(ctx context.Context, accountID, id string) (*herald.Session, error) {
-	notFound := herald.Errorf(herald.ENOTFOUND, "session %q not found", id)
-	if !textOK(accountID) || !textOK(id) {
-		return nil, notFound // could not have been stored
-	}
-	se, err := scanSession(s.pool.QueryRow(ctx,
-		`SELECT `+sessionColumns+` FROM sessions WHERE account_id = $1 AND id = $2`, accountID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound
-	} else if err != nil {
-		return nil, fmt.Errorf("find session %s: %w", id, err)
-	}
-	return se, nil
+	return sessionTable.findByID(ctx, s.pool, accountID, id)
 }
 
 // FindSessions returns up to f.Limit of the account's sessions that match
 // f, in the order they began (start_seq).
 func (s *Store) FindSessions(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Session, error) {
-	q, none, err := journeyQuery("sessions", sessionColumns, "start_seq", accountID, f)
-	if err != nil {
-		return nil, err
-	}
-	if none {
-		return []*herald.Session{}, nil
-	}
-	rows, _ := s.pool.Query(ctx, q.sql.String(), q.args...)
-	sessions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*herald.Session, error) {
-		return scanSession(row)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find sessions: %w", err)
-	}
-	if sessions == nil {
-		sessions = []*herald.Session{}
-	}
-	return sessions, nil
+	return sessionTable.find(ctx, s.pool, accountID, f)
 }
 
 // FindVisitByID returns the account's visit id, or ENOTFOUND.
 func (s *Store) FindVisitByID(ctx context.Context, accountID, id string) (*herald.Visit, error) {
-	notFound := herald.Errorf(herald.ENOTFOUND, "visit %q not found", id)
-	if !textOK(accountID) || !textOK(id) {
-		return nil, notFound // could not have been stored
-	}
-	v, err := scanVisit(s.pool.QueryRow(ctx,
-		`SELECT `+visitColumns+` FROM visits WHERE account_id = $1 AND id = $2`, accountID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound
-	} else if err != nil {
-		return nil, fmt.Errorf("find visit %s: %w", id, err)
-	}
-	return v, nil
+	return visitTable.findByID(ctx, s.pool, accountID, id)
 }
 
 // FindVisits returns up to f.Limit of the account's visits that match f,
 // in the order they began (first_seq).
 func (s *Store) FindVisits(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Visit, error) {
-	q, none, err := journeyQuery("visits", visitColumns, "first_seq", accountID, f)
-	if err != nil {
-		return nil, err
-	}
-	if none {
-		return []*herald.Visit{}, nil
-	}
-	rows, _ := s.pool.Query(ctx, q.sql.String(), q.args...)
-	visits, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*herald.Visit, error) {
-		return scanVisit(row)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find visits: %w", err)
-	}
-	if visits == nil {
-		visits = []*herald.Visit{}
-	}
-	return visits, nil
+	return visitTable.find(ctx, s.pool, accountID, f)
 }
 
 // journeyQuery builds the query of FindSessions or FindVisits: the columns
@@ -387,16 +386,16 @@ func (s *Store) expireAccount(ctx context.Context, keys herald.AppendKeys, now t
 		rollback(conn)
 		return 0, err
 	}
-	ended := 0
-	for _, se := range plan.Sessions {
-		if !se.Open() {
-			ended++
+	return countEnded(plan.Sessions) + countEnded(plan.Visits), nil
+}
+
+// countEnded returns how many of list have ended.
+func countEnded[T interface{ Open() bool }](list []T) int {
+	n := 0
+	for _, x := range list {
+		if !x.Open() {
+			n++
 		}
 	}
-	for _, v := range plan.Visits {
-		if !v.Open() {
-			ended++
-		}
-	}
-	return ended, nil
+	return n
 }

@@ -143,62 +143,72 @@ func timeOrZero(us sql.NullInt64) time.Time {
 	return fromMicros(us.Int64)
 }
 
-// FindSessionByID returns ENOTFOUND if the account has no such session.
-func (s *Store) FindSessionByID(ctx context.Context, accountID, id string) (*herald.Session, error) {
-	row := s.read.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE account_id = ? AND id = ?", accountID, id)
-	se, err := scanSession(row, accountID)
+// journeyTable is what the reads of sessions and of visits differ by.
+type journeyTable[T any] struct {
+	noun      string // "session" or "visit"
+	table     string // "sessions" or "visits"
+	columns   string // sessionColumns or visitColumns
+	seqColumn string // the seq a row began at, its order
+	scan      func(row interface{ Scan(...any) error }, accountID string) (T, error)
+}
+
+var (
+	sessionTable = journeyTable[*herald.Session]{"session", "sessions", sessionColumns, "start_seq", scanSession}
+	visitTable   = journeyTable[*herald.Visit]{"visit", "visits", visitColumns, "first_seq", scanVisit}
+)
+
+// findByID returns ENOTFOUND if the account has no such row.
+func (j journeyTable[T]) findByID(ctx context.Context, db *sql.DB, accountID, id string) (T, error) {
+	row := db.QueryRowContext(ctx, "SELECT "+j.columns+" FROM "+j.table+" WHERE account_id = ? AND id = ?", accountID, id)
+	x, err := j.scan(row, accountID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, herald.Errorf(herald.ENOTFOUND, "session %q not found", id)
+		err = herald.Errorf(herald.ENOTFOUND, "%s %q not found", j.noun, id)
 	case err != nil:
-		return nil, fmt.Errorf("find session %s: %w", id, err)
+		err = fmt.Errorf("find %s %s: %w", j.noun, id, err)
+	default:
+		return x, nil
 	}
-	return se, nil
+	var zero T
+	return zero, err
+}
+
+// find returns up to f.Limit rows of the account, in the order they began
+// (seqColumn).
+func (j journeyTable[T]) find(ctx context.Context, db *sql.DB, accountID string, f herald.JourneyFilter) ([]T, error) {
+	q, args, err := journeyQuery(j.table, j.columns, j.seqColumn, accountID, f)
+	if err != nil {
+		return nil, err
+	}
+	list, err := queryAll(ctx, db, q, args, func(rows *sql.Rows) (T, error) {
+		return j.scan(rows, accountID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", j.table, err)
+	}
+	return list, nil
+}
+
+// FindSessionByID returns ENOTFOUND if the account has no such session.
+func (s *Store) FindSessionByID(ctx context.Context, accountID, id string) (*herald.Session, error) {
+	return sessionTable.findByID(ctx, s.read, accountID, id)
 }
 
 // FindSessions returns up to f.Limit sessions of the account, in the order
 // they began (start_seq).
 func (s *Store) FindSessions(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Session, error) {
-	q, args, err := journeyQuery("sessions", sessionColumns, "start_seq", accountID, f)
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := queryAll(ctx, s.read, q, args, func(rows *sql.Rows) (*herald.Session, error) {
-		return scanSession(rows, accountID)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find sessions: %w", err)
-	}
-	return sessions, nil
+	return sessionTable.find(ctx, s.read, accountID, f)
 }
 
 // FindVisitByID returns ENOTFOUND if the account has no such visit.
 func (s *Store) FindVisitByID(ctx context.Context, accountID, id string) (*herald.Visit, error) {
-	row := s.read.QueryRowContext(ctx, "SELECT "+visitColumns+" FROM visits WHERE account_id = ? AND id = ?", accountID, id)
-	v, err := scanVisit(row, accountID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, herald.Errorf(herald.ENOTFOUND, "visit %q not found", id)
-	case err != nil:
-		return nil, fmt.Errorf("find visit %s: %w", id, err)
-	}
-	return v, nil
+	return visitTable.findByID(ctx, s.read, accountID, id)
 }
 
 // FindVisits returns up to f.Limit visits of the account, in the order
 // they began (first_seq).
 func (s *Store) FindVisits(ctx context.Context, accountID string, f herald.JourneyFilter) ([]*herald.Visit, error) {
-	q, args, err := journeyQuery("visits", visitColumns, "first_seq", accountID, f)
-	if err != nil {
-		return nil, err
-	}
-	visits, err := queryAll(ctx, s.read, q, args, func(rows *sql.Rows) (*herald.Visit, error) {
-		return scanVisit(rows, accountID)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find visits: %w", err)
-	}
-	return visits, nil
+	return visitTable.find(ctx, s.read, accountID, f)
 }
 
 // journeyQuery returns the SQL and parameters that select the columns of
@@ -335,17 +345,7 @@ func (s *Store) expireAccount(ctx context.Context, k herald.AppendKeys, now time
 	if err != nil {
 		return 0, err
 	}
-	ended := 0
-	for _, se := range plan.Sessions {
-		if !se.Open() {
-			ended++
-		}
-	}
-	for _, v := range plan.Visits {
-		if !v.Open() {
-			ended++
-		}
-	}
+	ended := countEnded(plan.Sessions) + countEnded(plan.Visits)
 	if len(plan.Events) == 0 && len(plan.Sessions) == 0 && len(plan.Visits) == 0 {
 		return 0, nil
 	}
@@ -356,4 +356,15 @@ func (s *Store) expireAccount(ctx context.Context, k herald.AppendKeys, now time
 		return 0, err
 	}
 	return ended, nil
+}
+
+// countEnded returns how many of list have ended.
+func countEnded[T interface{ Open() bool }](list []T) int {
+	n := 0
+	for _, x := range list {
+		if !x.Open() {
+			n++
+		}
+	}
+	return n
 }

@@ -58,11 +58,7 @@ func testFindEvents(t *testing.T, newDB NewDatabase) {
 	}
 
 	all := herald.EventFilter{Limit: 100}
-	with := func(modify func(f *herald.EventFilter)) herald.EventFilter {
-		f := all
-		modify(&f)
-		return f
-	}
+	with := variant(all)
 	for _, tc := range []struct {
 		name    string
 		account string

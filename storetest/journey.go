@@ -266,11 +266,7 @@ func testFindSessions(t *testing.T, newDB NewDatabase) {
 	}
 
 	all := herald.JourneyFilter{Limit: 100}
-	with := func(modify func(f *herald.JourneyFilter)) herald.JourneyFilter {
-		f := all
-		modify(&f)
-		return f
-	}
+	with := variant(all)
 	for _, tc := range []struct {
 		name    string
 		account string
@@ -317,13 +313,7 @@ func testFindSessions(t *testing.T, newDB NewDatabase) {
 		})
 	}
 
-	t.Run("limit must be positive", func(t *testing.T) {
-		t.Parallel()
-		for _, limit := range []int{0, -1} {
-			_, err := s.FindSessions(t.Context(), "acme", herald.JourneyFilter{Limit: limit})
-			wantCode(t, fmt.Sprintf("FindSessions with Limit %d", limit), err, herald.EINVALID)
-		}
-	})
+	testLimitPositive(t, "FindSessions", s.FindSessions)
 }
 
 func testVisits(t *testing.T, newDB NewDatabase) {
@@ -455,11 +445,7 @@ func testFindVisits(t *testing.T, newDB NewDatabase) {
 	names := map[string]string{v1.ID: "V1", v2.ID: "V2", v3.ID: "V3", v4.ID: "V4", g.ID: "G"}
 
 	all := herald.JourneyFilter{Limit: 100}
-	with := func(modify func(f *herald.JourneyFilter)) herald.JourneyFilter {
-		f := all
-		modify(&f)
-		return f
-	}
+	with := variant(all)
 	for _, tc := range []struct {
 		name    string
 		account string
@@ -497,11 +483,17 @@ func testFindVisits(t *testing.T, newDB NewDatabase) {
 		})
 	}
 
+	testLimitPositive(t, "FindVisits", s.FindVisits)
+}
+
+// testLimitPositive checks that find, FindSessions or FindVisits (name),
+// refuses a limit that is not positive.
+func testLimitPositive[T any](t *testing.T, name string, find func(context.Context, string, herald.JourneyFilter) ([]T, error)) {
 	t.Run("limit must be positive", func(t *testing.T) {
 		t.Parallel()
 		for _, limit := range []int{0, -1} {
-			_, err := s.FindVisits(t.Context(), "acme", herald.JourneyFilter{Limit: limit})
-			wantCode(t, fmt.Sprintf("FindVisits with Limit %d", limit), err, herald.EINVALID)
+			_, err := find(t.Context(), "acme", herald.JourneyFilter{Limit: limit})
+			wantCode(t, fmt.Sprintf("%s with Limit %d", name, limit), err, herald.EINVALID)
 		}
 	})
 }
@@ -995,10 +987,7 @@ func findKind(t *testing.T, events []*herald.Event, category, typ string) *heral
 func findEvent(t *testing.T, s herald.EventService, accountID, id string) *herald.Event {
 	t.Helper()
 	e, err := s.FindEventByID(t.Context(), accountID, id)
-	if err != nil {
-		t.Fatalf("FindEventByID(%s, %s): %v", accountID, id, err)
-	}
-	return e
+	return must(t, e, err, "FindEventByID(%s, %s)", accountID, id)
 }
 
 // wantFlags checks that the event id was stored with these flags, and
@@ -1017,75 +1006,62 @@ func wantFlags(t *testing.T, what string, s herald.EventService, accountID strin
 func findSession(t *testing.T, s herald.SessionService, accountID, id string) *herald.Session {
 	t.Helper()
 	got, err := s.FindSessionByID(t.Context(), accountID, id)
-	if err != nil {
-		t.Fatalf("FindSessionByID(%s, %s): %v", accountID, id, err)
-	}
-	return got
+	return must(t, got, err, "FindSessionByID(%s, %s)", accountID, id)
 }
 
 func findSessions(t *testing.T, s herald.SessionService, accountID string, f herald.JourneyFilter) []*herald.Session {
 	t.Helper()
 	got, err := s.FindSessions(t.Context(), accountID, f)
-	if err != nil {
-		t.Fatalf("FindSessions(%s, %+v): %v", accountID, f, err)
-	}
-	return got
+	return must(t, got, err, "FindSessions(%s, %+v)", accountID, f)
 }
 
 func findVisit(t *testing.T, s herald.VisitService, accountID, id string) *herald.Visit {
 	t.Helper()
 	got, err := s.FindVisitByID(t.Context(), accountID, id)
-	if err != nil {
-		t.Fatalf("FindVisitByID(%s, %s): %v", accountID, id, err)
-	}
-	return got
+	return must(t, got, err, "FindVisitByID(%s, %s)", accountID, id)
 }
 
 func findVisits(t *testing.T, s herald.VisitService, accountID string, f herald.JourneyFilter) []*herald.Visit {
 	t.Helper()
 	got, err := s.FindVisits(t.Context(), accountID, f)
-	if err != nil {
-		t.Fatalf("FindVisits(%s, %+v): %v", accountID, f, err)
-	}
-	return got
+	return must(t, got, err, "FindVisits(%s, %+v)", accountID, f)
 }
 
 // wantSession checks that got holds every field of want.
 func wantSession(t *testing.T, what string, got, want *herald.Session) {
 	t.Helper()
-	var diffs []string
-	diff := func(field string, g, w any) {
-		diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", field, g, w))
+	fields := func(s *herald.Session) journeyFields {
+		return journeyFields{s.ID, s.AccountID, s.EntityID, s.StartedAt, s.LastActivityAt, s.EndedAt, s.EndReason, s.ExpiresAt,
+			s.EventCount, fmt.Sprintf("%s, %d…%d", s.StartEventID, s.StartSeq, s.LastSeq)}
 	}
-	if got.ID != want.ID || got.AccountID != want.AccountID {
-		diff("account and id", got.AccountID+" "+got.ID, want.AccountID+" "+want.ID)
-	}
-	if got.EntityID != want.EntityID {
-		diff("EntityID", got.EntityID, want.EntityID)
-	}
-	if !got.StartedAt.Equal(want.StartedAt) || !got.LastActivityAt.Equal(want.LastActivityAt) {
-		diff("started and last active", fmtRange(got.StartedAt, got.LastActivityAt), fmtRange(want.StartedAt, want.LastActivityAt))
-	}
-	if !sameEnd(got.EndedAt, want.EndedAt) || got.EndReason != want.EndReason {
-		diff("ended", fmtEnd(got.EndedAt, got.EndReason), fmtEnd(want.EndedAt, want.EndReason))
-	}
-	if !got.ExpiresAt.Equal(want.ExpiresAt) {
-		diff("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
-	}
-	if got.EventCount != want.EventCount {
-		diff("EventCount", got.EventCount, want.EventCount)
-	}
-	if got.StartEventID != want.StartEventID || got.StartSeq != want.StartSeq || got.LastSeq != want.LastSeq {
-		diff("start event and seqs", fmt.Sprintf("%s, %d…%d", got.StartEventID, got.StartSeq, got.LastSeq),
-			fmt.Sprintf("%s, %d…%d", want.StartEventID, want.StartSeq, want.LastSeq))
-	}
-	if len(diffs) > 0 {
-		t.Errorf("%s: session %s:\n\t%s", what, want.ID, strings.Join(diffs, "\n\t"))
-	}
+	wantJourney(t, what, "session", "start event and seqs", fields(got), fields(want))
 }
 
 // wantVisit checks that got holds every field of want.
 func wantVisit(t *testing.T, what string, got, want *herald.Visit) {
+	t.Helper()
+	fields := func(v *herald.Visit) journeyFields {
+		return journeyFields{v.ID, v.AccountID, v.EntityID, v.StartedAt, v.LastActivityAt, v.EndedAt, v.EndReason, v.ExpiresAt,
+			v.EventCount, fmt.Sprintf("%d…%d", v.FirstSeq, v.LastSeq)}
+	}
+	wantJourney(t, what, "visit", "seqs", fields(got), fields(want))
+}
+
+// journeyFields are the fields of a session or a visit, those of their
+// own (a session's start event, and the seqs) formatted as seqs.
+type journeyFields struct {
+	ID, AccountID, EntityID   string
+	StartedAt, LastActivityAt time.Time
+	EndedAt                   *time.Time
+	EndReason                 string
+	ExpiresAt                 time.Time
+	EventCount                int64
+	seqs                      string
+}
+
+// wantJourney checks that got, a session or visit (noun), holds every
+// field of want; seqsName names their seqs in a difference.
+func wantJourney(t *testing.T, what, noun, seqsName string, got, want journeyFields) {
 	t.Helper()
 	var diffs []string
 	diff := func(field string, g, w any) {
@@ -1109,11 +1085,11 @@ func wantVisit(t *testing.T, what string, got, want *herald.Visit) {
 	if got.EventCount != want.EventCount {
 		diff("EventCount", got.EventCount, want.EventCount)
 	}
-	if got.FirstSeq != want.FirstSeq || got.LastSeq != want.LastSeq {
-		diff("seqs", fmt.Sprintf("%d…%d", got.FirstSeq, got.LastSeq), fmt.Sprintf("%d…%d", want.FirstSeq, want.LastSeq))
+	if got.seqs != want.seqs {
+		diff(seqsName, got.seqs, want.seqs)
 	}
 	if len(diffs) > 0 {
-		t.Errorf("%s: visit %s:\n\t%s", what, want.ID, strings.Join(diffs, "\n\t"))
+		t.Errorf("%s: %s %s:\n\t%s", what, noun, want.ID, strings.Join(diffs, "\n\t"))
 	}
 }
 
@@ -1129,19 +1105,11 @@ func fmtEnd(at *time.Time, reason string) string {
 }
 
 func sessionIDs(list []*herald.Session) []string {
-	out := make([]string, len(list))
-	for i, s := range list {
-		out[i] = s.ID
-	}
-	return out
+	return idsOf(list, func(s *herald.Session) string { return s.ID })
 }
 
 func visitIDs(list []*herald.Visit) []string {
-	out := make([]string, len(list))
-	for i, v := range list {
-		out[i] = v.ID
-	}
-	return out
+	return idsOf(list, func(v *herald.Visit) string { return v.ID })
 }
 
 // nameAll replaces the ids in list by the names a case gave them.
@@ -1181,16 +1149,11 @@ func testJourneysFromTwoNodes(t *testing.T, newDB NewDatabase) {
 	for i := range sessions {
 		sessions[i] = appendOne(t, nodes[0], "acme", login(t, fmt.Sprintf("in%d", i), "", "", t0))[0].SessionID
 	}
-	numWriters := len(nodes) * writersPerNode
-	sends := make([][]int, numWriters)
-	for i := range numEvents {
-		w := i % numWriters
-		sends[w] = append(sends[w], i)
-		if i%resendEvery == 0 {
-			other := (w + writersPerNode) % numWriters // the same writer number on the other node
-			sends[other] = append(sends[other], i)
-		}
+	inOrder := make([]int, numEvents)
+	for i := range inOrder {
+		inOrder[i] = i
 	}
+	sends := dealSends(inOrder, len(nodes)*writersPerNode, writersPerNode, resendEvery)
 	var writers []*raceWriter
 	for w, list := range sends {
 		n := w / writersPerNode

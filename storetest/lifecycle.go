@@ -421,11 +421,7 @@ func testFindLifecycles(t *testing.T, newDB NewDatabase) {
 	appendOne(t, s, "globex", tx("g1", "approved", "L1", "C1", hour(0)), tx("g2", "pending", "G1", "C1", hour(0)))
 
 	all := herald.LifecycleFilter{Limit: 100}
-	with := func(modify func(f *herald.LifecycleFilter)) herald.LifecycleFilter {
-		f := all
-		modify(&f)
-		return f
-	}
+	with := variant(all)
 	yes, no := true, false
 	for _, tc := range []struct {
 		name    string
@@ -574,10 +570,7 @@ func wantRefused(t *testing.T, what string, r herald.AppendResult, pointer strin
 func findLifecycle(t *testing.T, s herald.LifecycleService, accountID, id string) *herald.Lifecycle {
 	t.Helper()
 	l, err := s.FindLifecycle(t.Context(), accountID, id)
-	if err != nil {
-		t.Fatalf("FindLifecycle(%s, %s): %v", accountID, id, err)
-	}
-	return l
+	return must(t, l, err, "FindLifecycle(%s, %s)", accountID, id)
 }
 
 // wantLifecycle checks that got holds every field of want. Data compares

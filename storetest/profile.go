@@ -201,11 +201,7 @@ func testFindProfiles(t *testing.T, newDB NewDatabase) {
 	appendOne(t, s, "globex", ev("e1", c("C1"), hour(0), map[string]any{"city": "Lima", "tier": 3}))
 
 	all := herald.ProfileFilter{Limit: 100}
-	with := func(modify func(f *herald.ProfileFilter)) herald.ProfileFilter {
-		f := all
-		modify(&f)
-		return f
-	}
+	with := variant(all)
 	attr := func(name, value string) func(f *herald.ProfileFilter) {
 		return func(f *herald.ProfileFilter) { f.Attribute, f.Value = name, json.RawMessage(value) }
 	}
@@ -546,10 +542,7 @@ func testFindEventsByEntity(t *testing.T, newDB NewDatabase) {
 func findProfile(t *testing.T, s herald.ProfileService, accountID, id string) *herald.Profile {
 	t.Helper()
 	p, err := s.FindProfile(t.Context(), accountID, id)
-	if err != nil {
-		t.Fatalf("FindProfile(%s, %s): %v", accountID, id, err)
-	}
-	return p
+	return must(t, p, err, "FindProfile(%s, %s)", accountID, id)
 }
 
 // wantProfile checks that got holds every field of want; attribute

@@ -333,6 +333,23 @@ func seqOf(e *herald.Event, ok bool) string {
 	return fmt.Sprintf("seq %d", e.Seq)
 }
 
+// dealSends deals the indexes of order to numWriters writers in turn,
+// writersPerNode of them on each of two nodes, and returns the indexes
+// each writer sends. An index that is a multiple of resendEvery goes as
+// well to the same writer number on the other node.
+func dealSends(order []int, numWriters, writersPerNode, resendEvery int) [][]int {
+	sends := make([][]int, numWriters)
+	for k, i := range order {
+		w := k % numWriters
+		sends[w] = append(sends[w], i)
+		if i%resendEvery == 0 {
+			other := (w + writersPerNode) % numWriters // the same writer number on the other node
+			sends[other] = append(sends[other], i)
+		}
+	}
+	return sends
+}
+
 // testTrackingFromTwoNodes has writers on two nodes append the events of a
 // few lifecycles and profiles at once, each writer in an order of its own,
 // and some events sent by both nodes. A store that reads a lifecycle or a
@@ -381,16 +398,7 @@ func testTrackingFromTwoNodes(t *testing.T, newDB NewDatabase) {
 		specs[i] = spec{nil, f}
 	}
 
-	numWriters := len(nodes) * writersPerNode
-	sends := make([][]int, numWriters) // spec indexes, by writer
-	for k, i := range rng.Perm(total) {
-		w := k % numWriters
-		sends[w] = append(sends[w], i)
-		if i%resendEvery == 0 {
-			other := (w + writersPerNode) % numWriters // the same writer number on the other node
-			sends[other] = append(sends[other], i)
-		}
-	}
+	sends := dealSends(rng.Perm(total), len(nodes)*writersPerNode, writersPerNode, resendEvery) // spec indexes, by writer
 	var writers []*raceWriter
 	for w, list := range sends {
 		n := w / writersPerNode

@@ -286,9 +286,34 @@ func wantNoSQL(t *testing.T, what string, err error) {
 
 // ids returns the ids of events, in order.
 func ids(events []*herald.Event) []string {
-	out := make([]string, len(events))
-	for i, e := range events {
-		out[i] = e.ID
+	return idsOf(events, func(e *herald.Event) string { return e.ID })
+}
+
+// idsOf returns the id of each of list, in order.
+func idsOf[T any](list []T, id func(T) string) []string {
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i] = id(x)
 	}
 	return out
+}
+
+// must returns got, or ends the test with err, naming the call that
+// returned them (a format and its args).
+func must[T any](t *testing.T, got T, err error, call string, args ...any) T {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", fmt.Sprintf(call, args...), err)
+	}
+	return got
+}
+
+// variant returns the with of a table of filter cases: with(modify) is a
+// copy of base that modify changed.
+func variant[F any](base F) func(modify func(f *F)) F {
+	return func(modify func(f *F)) F {
+		f := base
+		modify(&f)
+		return f
+	}
 }
