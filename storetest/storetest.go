@@ -28,6 +28,8 @@ type Store interface {
 	herald.VisitService
 	herald.JourneySweeper
 	herald.AuditService
+	herald.SubscriptionService
+	herald.DeliveryService
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error
