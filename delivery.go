@@ -57,8 +57,8 @@ type Attempt struct {
 	StatusCode     int       `json:"statusCode,omitempty"`
 	// LatencyMicros is from sending the request to reading the answer's
 	// head, in microseconds.
-	LatencyMicros int64 `json:"latencyMicros"`
-	Error   string        `json:"error,omitempty"`
+	LatencyMicros int64  `json:"latencyMicros"`
+	Error         string `json:"error,omitempty"`
 	// Response is the start of the answer's body, at most 1 KiB.
 	Response string `json:"response,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -84,6 +85,20 @@ type Subscription struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
+// AuditView is what system events record of a subscription: header
+// values may be a partner's credentials, so they are masked.
+func (s *Subscription) AuditView() any {
+	if s == nil || len(s.Headers) == 0 {
+		return s
+	}
+	c := *s
+	c.Headers = make(map[string]string, len(s.Headers))
+	for k := range s.Headers {
+		c.Headers[k] = "[redacted]"
+	}
+	return &c
+}
+
 // SetDefaults fills the fields left zero.
 func (s *Subscription) SetDefaults() {
 	if s.MaxInFlight == 0 {
@@ -127,8 +142,13 @@ func (s *Subscription) Validate() error {
 	if err := s.Filter.Validate("/filter"); err != nil {
 		errs = append(errs, err.(*Error).Fields...)
 	}
-	for k, v := range s.Headers {
-		p := "/headers/" + escapePointer(k)
+	names := make([]string, 0, len(s.Headers))
+	for k := range s.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v, p := s.Headers[k], "/headers/"+escapePointer(k)
 		switch {
 		case !validHeaderName(k):
 			fail(p, "must be a header name (letters, digits and - only)")
@@ -202,7 +222,8 @@ type SigningSecret struct {
 type SubscriptionService interface {
 	// CreateSubscription stores s with its first secret. Its Cursor is the
 	// account's last seq when Cursor is 0 (deliver what is stored from
-	// now on), else the seq given (replay from there).
+	// now on), 0 when it is negative (replay everything), else the seq
+	// given (replay what follows it).
 	CreateSubscription(ctx context.Context, s *Subscription, secret string) error
 	// FindSubscriptionByID returns ENOTFOUND if the account has no such
 	// subscription.

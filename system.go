@@ -41,6 +41,8 @@ const (
 	VerbSyncing      = "syncing"
 	VerbSynced       = "synced"
 	VerbSyncComplete = "synccomplete"
+	// VerbRecovered: a failing subscription delivers again.
+	VerbRecovered = "recovered"
 )
 
 // Agent types of system events.
@@ -151,12 +153,29 @@ func (s SystemEvent) Event() (*Event, error) {
 	return e, nil
 }
 
+// Audited is implemented by a thing whose record in the audit log must
+// differ from what the API shows, such as a subscription whose header
+// values may be credentials.
+type Audited interface {
+	// AuditView returns what a system event may record of it.
+	AuditView() any
+}
+
+// auditView returns what a system event records of v.
+func auditView(v any) any {
+	if a, ok := v.(Audited); ok && a != nil {
+		return a.AuditView()
+	}
+	return v
+}
+
 // ChangeEvent returns the system event for a change made through the API
 // by the actor of ctx: verb created carries the new state as "after",
 // deleted the old one as "before", and updated the members that differ,
 // before and after. before and after are encoded as the API shows them,
 // so they carry no secret the API would not show.
 func ChangeEvent(ctx context.Context, accountID, subjectType, subjectID, verb string, at time.Time, before, after any) (*Event, error) {
+	before, after = auditView(before), auditView(after)
 	fields := map[string]any{}
 	switch verb {
 	case VerbCreated:
