@@ -1,7 +1,7 @@
 // Package postgres stores Herald's accounts, API keys, events, event types,
-// settings, lifecycles, entity profiles, sessions and visits in
-// PostgreSQL, through pgx. Several Herald processes may share one
-// database.
+// settings, lifecycles, entity profiles, sessions, visits, subscriptions
+// and the state of their webhook deliveries in PostgreSQL, through pgx.
+// Several Herald processes may share one database.
 //
 // Open applies the embedded migrations (migrations/*.sql) in one
 // transaction that holds a PostgreSQL advisory lock, and records each in
@@ -103,6 +103,54 @@
 // client's retry then answers "duplicate". A nil error comes only after
 // PostgreSQL has reported the commit durable (with synchronous_commit on,
 // its default).
+//
+// # Subscriptions and leases
+//
+// A subscription reads the account's events from its cursor, the seq up
+// to which every matching event was delivered, given up on, or queued as
+// a message to retry. CreateSubscription reads last_seq for a new
+// subscription's cursor under the account's lock, so that no event is
+// numbered between that read and the commit: the subscription gets
+// exactly the events stored after it, its own system event (subscription
+// created) among them. Seqs become visible in order (above), so a
+// deliverer that reads after its cursor misses nothing.
+//
+// When several servers share the database, each active subscription is
+// delivered by one of them at a time: the one that holds its lease
+// (lease_owner, lease_until). LeaseSubscriptions, which each server's
+// engine calls every few seconds, renews in one transaction the leases
+// its owner holds, then takes free ones (never leased, given up, or
+// expired) with FOR NO KEY UPDATE SKIP LOCKED: two servers that look at
+// once take different rows, and a row one has just taken is re-read by
+// the other's lock and left out. The renewal waits for locks rather than
+// skip them: the lock it meets is most often its own deliverer saving,
+// and a lease skipped would look lost. A server that stops renewing (it
+// was killed) loses its subscriptions when their leases expire, and the
+// others take them at their next call. Non-active subscriptions are
+// neither renewed nor taken: their holder stops at its next call, and
+// the lease left behind expires unused.
+//
+// SaveDelivery records a deliverer's attempts, messages and cursor in one
+// transaction that refuses (ECONFLICT) an owner that has lost the lease.
+// Its first statement locks the subscription's row and reads lease_owner;
+// a takeover changes lease_owner under the same row lock, so either the
+// save commits wholly before the takeover, or it waits, reads the new
+// owner and stores nothing. A deliverer whose lease expired while nobody
+// took it over still saves: no one else delivers in its place. Every
+// write of the transaction holds the condition that the lease is the
+// owner's (EXISTS on the locked row), so the whole transaction goes in
+// one pipelined round trip, COMMIT included, and a lost lease makes every
+// write a no-op; SaveDelivery reports ECONFLICT from what the lock read.
+// One SaveDelivery with ClearFailing may write the system event
+// subscription recovered: it takes the account's lock first, as every
+// writer of system events does, then the row's, and so needs a few round
+// trips; it is rare.
+//
+// The locks are always taken in the same order, so they cannot deadlock:
+// an account's row before a subscription's (changes through the API, and
+// a recovering SaveDelivery), and a transaction that locks several
+// subscriptions (a renewal) takes them in key order and no account lock.
+// A SaveDelivery that recovers nothing takes a single subscription row.
 //
 // Event bodies are stored as bytea, the exact bytes that readers get back
 // (and that VerifyAudit hashes: a system event's chain hash is checked

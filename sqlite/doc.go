@@ -1,6 +1,6 @@
 // Package sqlite implements Herald's accounts, API keys, events, event
-// types, settings, lifecycles, profiles, sessions, visits and audit chain
-// on an embedded SQLite database
+// types, settings, lifecycles, profiles, sessions, visits, audit chain,
+// subscriptions and webhook delivery state on an embedded SQLite database
 // (modernc.org/sqlite: pure Go, no cgo), so that `herald serve` needs no
 // other service.
 //
@@ -23,6 +23,14 @@
 // order. ExpireJourneys ends sessions and visits that timed out, one write
 // transaction per account, re-reading them under the write lock so that
 // two sweepers end each once.
+//
+// The delivery engine keeps its state here too: each subscription's
+// cursor, lease and failing time, its pending messages and every attempt.
+// SaveDelivery, the commit of every batch of deliveries, runs statements
+// prepared at Open that take a whole batch as one JSON array, checks the
+// lease in the same transaction so that a node that lost it records
+// nothing, and writes the subscription's recovered system event, as the
+// subscription changes made through the API write theirs, in its commit.
 //
 // Commits append to the WAL only; a background goroutine owned by the Store
 // copies the WAL into the database file (checkpoints), so that no request

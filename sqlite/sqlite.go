@@ -56,14 +56,15 @@ type Options struct {
 // herald.AccountService, herald.KeyService, herald.EventService,
 // herald.EventTypeService, herald.SettingsService, herald.LifecycleService,
 // herald.ProfileService, herald.SessionService, herald.VisitService,
-// herald.JourneySweeper and herald.AuditService, and is safe for
-// concurrent use.
+// herald.JourneySweeper, herald.AuditService, herald.SubscriptionService
+// and herald.DeliveryService, and is safe for concurrent use.
 type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB // several query-only connections
 	ckpt  *sql.DB // one connection for the background checkpoints
 
-	writes *writeStmts // AppendEvents' statements, prepared on write
+	writes     *writeStmts    // AppendEvents' statements, prepared on write
+	deliveries *deliveryStmts // the delivery engine's statements
 
 	logger     *slog.Logger
 	stopCheckp context.CancelFunc // called by Close to stop the checkpoints
@@ -131,6 +132,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
+	}
+	if s.deliveries, err = prepareDeliveries(ctx, s.write, s.read); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: prepare statements on %s: %w", path, err)
 	}
 	s.ckpt, err = openPool(drv, path, 1, checkpointBusyTimeout, url.Values{"_pragma": {"synchronous(FULL)"}})
 	if err != nil {
@@ -266,6 +271,9 @@ func (s *Store) Close() error {
 	}
 	if s.writes != nil {
 		s.writes.close()
+	}
+	if s.deliveries != nil {
+		s.deliveries.close()
 	}
 	var errs []error
 	for _, db := range []*sql.DB{s.ckpt, s.read, s.write} {

@@ -82,6 +82,17 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"Audit", testAudit},
 		{"AuditFromTwoNodes", testAuditFromTwoNodes},
 		{"FindSystemEvents", testFindSystemEvents},
+		{"Subscriptions", testSubscriptions},
+		{"SigningSecrets", testSigningSecrets},
+		{"SubscriptionsOfTwoAccounts", testSubscriptionsOfTwoAccounts},
+		{"SubscriptionsCancelledContext", testSubscriptionsCancelledContext},
+		{"Leases", testLeases},
+		{"LeasesFromTwoNodes", testLeasesFromTwoNodes},
+		{"SaveDelivery", testSaveDelivery},
+		{"DueMessages", testDueMessages},
+		{"RetryMessages", testRetryMessages},
+		{"FindAttempts", testFindAttempts},
+		{"DeliveryFromTwoNodes", testDeliveryFromTwoNodes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
