@@ -1,0 +1,314 @@
+package delivery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald"
+)
+
+// Store is what the engine needs of a store: the delivery state, a
+// subscription's state and secrets, and the event log.
+type Store interface {
+	herald.DeliveryService
+	SetSubscriptionState(ctx context.Context, accountID, id, state, reason string) error
+	FindSigningSecrets(ctx context.Context, accountID, id string) ([]herald.SigningSecret, error)
+	FindEvents(ctx context.Context, accountID string, f herald.EventFilter) ([]*herald.Event, error)
+}
+
+// Defaults of Options.
+const (
+	// DefaultLeaseTTL lets another node take a dead node's subscriptions
+	// within about 20 s: the lease runs out at most 15 s after it was
+	// last renewed, and the others look every 5 s.
+	DefaultLeaseTTL         = 15 * time.Second
+	DefaultPollInterval     = 5 * time.Second
+	DefaultMaxSubscriptions = 10000
+	DefaultPageSize         = 500
+	DefaultShutdownGrace    = time.Second
+	DefaultFlushInterval    = 10 * time.Millisecond
+)
+
+// Options configure an Engine. Zero fields take the defaults.
+type Options struct {
+	Store Store
+	// Owner names this node in leases; it must differ between the nodes
+	// sharing a database. Default: host name, process id and a random
+	// part.
+	Owner string
+	// Now is the clock of records and schedules (attempts, next attempt
+	// times, webhook-timestamp).
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// AllowPrivate lets deliveries reach loopback, private, link-local
+	// and metadata addresses.
+	AllowPrivate bool
+	// LeaseTTL is how long a lease lasts unless renewed; it is renewed
+	// every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// PollInterval is the safety net: how often a deliverer reads the log
+	// and looks for due messages when nothing woke it (Notify wakes it at
+	// once).
+	PollInterval time.Duration
+	// MaxSubscriptions caps the subscriptions this node holds.
+	MaxSubscriptions int
+	// PageSize is how many events one read of the log returns at most.
+	PageSize int
+	// FlushInterval is how long a deliverer under load gathers results
+	// before saving them in one commit.
+	FlushInterval time.Duration
+	// ShutdownGrace is how long Close, or a deliverer being stopped,
+	// waits for requests under way before abandoning them (an abandoned
+	// request is sent again later). Negative: no wait.
+	ShutdownGrace time.Duration
+	// Client sends the requests; default NewClient with AllowPrivate.
+	Client *Client
+}
+
+// Engine delivers the subscriptions it leases, one deliverer goroutine
+// each, until closed.
+type Engine struct {
+	opts      Options
+	store     Store
+	client    *Client
+	templates Templates
+	metrics   *metrics
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	refresh chan struct{}
+	start   sync.Once
+
+	mu sync.RWMutex
+	// current holds the running deliverer of each subscription held;
+	// retired, the ones stopped that may still be saving (a successor
+	// waits for them).
+	current   map[subKey]*deliverer
+	retired   map[subKey]*deliverer
+	byAccount map[string]map[string]*deliverer
+}
+
+type subKey struct{ account, id string }
+
+// New returns an engine; Start starts it.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("delivery: Options.Store is required")
+	}
+	if opts.Owner == "" {
+		opts.Owner = defaultOwner()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.MaxSubscriptions <= 0 {
+		opts.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = DefaultShutdownGrace
+	}
+	client := opts.Client
+	if client == nil {
+		client = NewClient(ClientOptions{AllowPrivate: opts.AllowPrivate})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		opts:      opts,
+		store:     opts.Store,
+		client:    client,
+		metrics:   newMetrics(opts.Registerer),
+		ctx:       ctx,
+		cancel:    cancel,
+		refresh:   make(chan struct{}, 1),
+		current:   make(map[subKey]*deliverer),
+		retired:   make(map[subKey]*deliverer),
+		byAccount: make(map[string]map[string]*deliverer),
+	}, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Owner is the name this engine leases under.
+func (e *Engine) Owner() string { return e.opts.Owner }
+
+// Start leases subscriptions and delivers them in the background.
+func (e *Engine) Start() {
+	e.start.Do(func() {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.run()
+		}()
+	})
+}
+
+// Close stops every deliverer (requests under way get ShutdownGrace to
+// finish, then are abandoned and sent again later), saves what they did,
+// and gives the leases up so that another node can take over at once.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.client.CloseIdleConnections()
+	if err := e.store.ReleaseSubscriptions(ctx, e.opts.Owner); err != nil {
+		return fmt.Errorf("release subscriptions of %s: %w", e.opts.Owner, err)
+	}
+	return nil
+}
+
+// Notify tells the deliverers of an account that it has new events: call
+// it after each commit that stores events, so that they are sent without
+// waiting for a poll.
+func (e *Engine) Notify(accountID string) {
+	e.mu.RLock()
+	for _, d := range e.byAccount[accountID] {
+		d.wakeUp()
+	}
+	e.mu.RUnlock()
+}
+
+// Refresh leases at once and has every deliverer look for due messages
+// and reload its secrets: call it after a subscription was created,
+// changed, paused, resumed, its secret rotated, or its messages retried
+// by hand.
+func (e *Engine) Refresh() {
+	select {
+	case e.refresh <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) run() {
+	t := time.NewTicker(e.opts.LeaseTTL / 3)
+	defer t.Stop()
+	refreshed := true
+	for {
+		e.lease(refreshed)
+		select {
+		case <-e.ctx.Done():
+			e.mu.Lock()
+			for _, d := range e.current {
+				d.stop()
+			}
+			e.mu.Unlock()
+			return
+		case <-t.C:
+			refreshed = false
+		case <-e.refresh:
+			refreshed = true
+		}
+	}
+}
+
+// lease renews the leases, starts deliverers for subscriptions newly
+// held and stops those of subscriptions no longer held.
+func (e *Engine) lease(poke bool) {
+	subs, err := e.store.LeaseSubscriptions(e.ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxSubscriptions)
+	if err != nil {
+		if e.ctx.Err() == nil {
+			e.metrics.leaseErrors.Inc()
+			e.opts.Logger.Error("lease subscriptions", "owner", e.opts.Owner, "err", err)
+		}
+		return
+	}
+	held := make(map[subKey]*herald.Subscription, len(subs))
+	for _, s := range subs {
+		c := *s
+		c.SetDefaults()
+		held[subKey{s.AccountID, s.ID}] = &c
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, d := range e.current {
+		if _, ok := held[k]; !ok || d.exited() {
+			e.retire(k, d)
+			if !ok {
+				e.metrics.forget(k)
+			}
+		}
+	}
+	for k, s := range held {
+		d := e.current[k]
+		switch {
+		case d == nil:
+			e.begin(k, s, e.retired[k])
+		case d.mustRestart(s):
+			e.retire(k, d)
+			e.begin(k, s, d)
+		default:
+			d.update(s)
+			if poke {
+				d.poke()
+			}
+		}
+	}
+	for k, d := range e.retired {
+		if d.exited() {
+			delete(e.retired, k)
+		}
+	}
+	e.metrics.held.Set(float64(len(e.current)))
+}
+
+// begin starts a deliverer for s; prev, if any, is stopping, and the new
+// one waits for it to finish and goes on from where it stopped.
+func (e *Engine) begin(k subKey, s *herald.Subscription, prev *deliverer) {
+	d := newDeliverer(e, s, prev)
+	delete(e.retired, k)
+	e.current[k] = d
+	if e.byAccount[k.account] == nil {
+		e.byAccount[k.account] = make(map[string]*deliverer)
+	}
+	e.byAccount[k.account][k.id] = d
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		d.run()
+	}()
+}
+
+// retire stops d and keeps it, for a successor to go on from where it
+// stopped.
+func (e *Engine) retire(k subKey, d *deliverer) {
+	d.stop()
+	delete(e.current, k)
+	if m := e.byAccount[k.account]; m != nil {
+		delete(m, k.id)
+		if len(m) == 0 {
+			delete(e.byAccount, k.account)
+		}
+	}
+	e.retired[k] = d
+}
