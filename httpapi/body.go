@@ -67,6 +67,22 @@ func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, limit int64, what st
 		return &herald.Error{Code: herald.EINVALID, Message: "the request body is empty; send a JSON object",
 			Fields: []herald.FieldError{{Pointer: "", Detail: "must be a JSON object"}}}
 	}
+	return decodeJSONBytes(b, v)
+}
+
+// decodeOptionalJSON is decodeJSON for a route whose body may be left
+// empty: then v is left as it is.
+func decodeOptionalJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := readBody(w, r, maxAdminBodyBytes, "this request body")
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
+	}
+	return decodeJSONBytes(b, v)
+}
+
+// decodeJSONBytes decodes b, a JSON object, into v, refusing unknown
+// fields and trailing data.
+func decodeJSONBytes(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

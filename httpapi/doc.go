@@ -1,7 +1,10 @@
 // Package httpapi serves Herald's HTTP API: the /v1 routes for accounts,
 // keys, events, event types and settings, lifecycles, profiles, sessions,
-// visits and the audit log, the health and metrics endpoints and the
-// OpenAPI document that describes them.
+// visits, the audit log and webhook subscriptions (with their secrets,
+// attempts, messages and stats), the health and metrics endpoints and the
+// OpenAPI document that describes them. Delivering to the subscriptions is
+// package delivery's; httpapi only checks a template through
+// Config.CompileTemplate.
 //
 // It adapts HTTP to the service interfaces of package herald and owns what
 // belongs to HTTP alone: authentication by bearer key (with a short-lived

@@ -45,6 +45,9 @@ type memStore struct {
 	sessions   map[herald.Ref]*herald.Session
 	visits     map[herald.Ref]*herald.Visit // by visit id
 	auditHead  map[string]string
+	subs       subscriptionStore
+	// now is the clock of the subscription store (secrets expire by it).
+	now func() time.Time
 
 	keyLookups int
 	appends    int
@@ -66,6 +69,8 @@ func newMemStore() *memStore {
 		sessions:   map[herald.Ref]*herald.Session{},
 		visits:     map[herald.Ref]*herald.Visit{},
 		auditHead:  map[string]string{},
+		subs:       newSubscriptionStore(),
+		now:        func() time.Time { return testNow },
 		failWith:   map[string]error{},
 	}
 }
@@ -83,6 +88,9 @@ func (m *memStore) config() Config {
 		Sessions:   m.sessionService(),
 		Visits:     m.visitService(),
 		Audit:      m.auditService(),
+
+		Subscriptions: m.subscriptionService(),
+		Deliveries:    m.deliveryService(),
 	}
 }
 
@@ -628,6 +636,7 @@ func newEnv(t *testing.T, configure ...func(*Config)) *env {
 	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Registerer = e.reg
 	cfg.Now = e.now
+	e.store.now = e.now
 	cfg.NewID = func() string {
 		mu.Lock()
 		defer mu.Unlock()

@@ -309,6 +309,20 @@ func TestOpenAPIResponses(t *testing.T) {
 		e.do("PUT", "/v1/settings", e.admin, `{"unknownTypes":"reject"}`).wantStatus(t, 200)
 	}
 	sources := url.QueryEscape(`{"settings":[]}`)
+	subBody := `{"url":"https://example.com/hook","filter":{"categories":["authentication"]}}`
+	bigSub := `{"name":"` + strings.Repeat("x", maxAdminBodyBytes) + `"}`
+	subscribed := func(e *env) { subscribe(t, e) }
+	paused := func(e *env) {
+		subscribe(t, e)
+		e.do("POST", "/v1/subscriptions/"+e.firstSubscription("acme")+"/pause", e.admin, "").wantStatus(t, 200)
+	}
+	then := func(steps ...func(*env)) func(*env) {
+		return func(e *env) {
+			for _, step := range steps {
+				step(e)
+			}
+		}
+	}
 	huge := strings.Repeat("x", maxEventTypeBytes)
 
 	cases := []struct {
@@ -509,6 +523,100 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"audit verify ingest key", nil, "GET", "/v1/audit/verify", ingestKey, "", 403},
 		{"audit verify store down", failing("VerifyAudit", storeDown), "GET", "/v1/audit/verify", readKey, "", 500},
 
+		{"subscription created", nil, "POST", "/v1/subscriptions?from=1", adminKey, subBody, 201},
+		{"subscription invalid", nil, "POST", "/v1/subscriptions", adminKey, `{"url":"ftp://example.com"}`, 400},
+		{"subscription no key", nil, "POST", "/v1/subscriptions", noKey, subBody, 401},
+		{"subscription read key", nil, "POST", "/v1/subscriptions", readKey, subBody, 403},
+		{"subscription too large", nil, "POST", "/v1/subscriptions", adminKey, bigSub, 413},
+		{"subscription store down", failing("CreateSubscription", storeDown), "POST", "/v1/subscriptions", adminKey, subBody, 500},
+
+		{"subscriptions listed", subscribed, "GET", "/v1/subscriptions", adminKey, "", 200},
+		{"subscriptions bad parameter", nil, "GET", "/v1/subscriptions?state=active", adminKey, "", 400},
+		{"subscriptions no key", nil, "GET", "/v1/subscriptions", noKey, "", 401},
+		{"subscriptions read key", nil, "GET", "/v1/subscriptions", readKey, "", 403},
+		{"subscriptions store down", failing("FindSubscriptions", storeDown), "GET", "/v1/subscriptions", adminKey, "", 500},
+
+		{"subscription found", subscribed, "GET", "/v1/subscriptions/{sub}", adminKey, "", 200},
+		{"subscription bad parameter", subscribed, "GET", "/v1/subscriptions/{sub}?secret=true", adminKey, "", 400},
+		{"subscription get no key", subscribed, "GET", "/v1/subscriptions/{sub}", noKey, "", 401},
+		{"subscription get read key", subscribed, "GET", "/v1/subscriptions/{sub}", readKey, "", 403},
+		{"subscription not found", nil, "GET", "/v1/subscriptions/sub_nope", adminKey, "", 404},
+		{"subscription get store down", then(subscribed, failing("FindSubscriptionByID", storeDown)), "GET", "/v1/subscriptions/{sub}", adminKey, "", 500},
+
+		{"subscription replaced", subscribed, "PUT", "/v1/subscriptions/{sub}", adminKey, subBody, 200},
+		{"subscription replace invalid", subscribed, "PUT", "/v1/subscriptions/{sub}", adminKey, `{"url":"https://example.com","maxInFlight":0.5}`, 400},
+		{"subscription replace no key", subscribed, "PUT", "/v1/subscriptions/{sub}", noKey, subBody, 401},
+		{"subscription replace read key", subscribed, "PUT", "/v1/subscriptions/{sub}", readKey, subBody, 403},
+		{"subscription replace unknown", nil, "PUT", "/v1/subscriptions/sub_nope", adminKey, subBody, 404},
+		{"subscription replace too large", subscribed, "PUT", "/v1/subscriptions/{sub}", adminKey, bigSub, 413},
+		{"subscription replace store down", then(subscribed, failing("UpdateSubscription", storeDown)), "PUT", "/v1/subscriptions/{sub}", adminKey, subBody, 500},
+
+		{"subscription deleted", subscribed, "DELETE", "/v1/subscriptions/{sub}", adminKey, "", 204},
+		{"subscription delete bad parameter", subscribed, "DELETE", "/v1/subscriptions/{sub}?force=1", adminKey, "", 400},
+		{"subscription delete no key", subscribed, "DELETE", "/v1/subscriptions/{sub}", noKey, "", 401},
+		{"subscription delete read key", subscribed, "DELETE", "/v1/subscriptions/{sub}", readKey, "", 403},
+		{"subscription delete unknown", nil, "DELETE", "/v1/subscriptions/sub_nope", adminKey, "", 404},
+		{"subscription delete store down", then(subscribed, failing("DeleteSubscription", storeDown)), "DELETE", "/v1/subscriptions/{sub}", adminKey, "", 500},
+
+		{"subscription paused", subscribed, "POST", "/v1/subscriptions/{sub}/pause", adminKey, `{"reason":"maintenance"}`, 200},
+		{"subscription pause invalid", subscribed, "POST", "/v1/subscriptions/{sub}/pause", adminKey, `{"reason":5}`, 400},
+		{"subscription pause no key", subscribed, "POST", "/v1/subscriptions/{sub}/pause", noKey, "", 401},
+		{"subscription pause read key", subscribed, "POST", "/v1/subscriptions/{sub}/pause", readKey, "", 403},
+		{"subscription pause unknown", nil, "POST", "/v1/subscriptions/sub_nope/pause", adminKey, "", 404},
+		{"subscription pause too large", subscribed, "POST", "/v1/subscriptions/{sub}/pause", adminKey, bigSub, 413},
+		{"subscription pause store down", then(subscribed, failing("SetSubscriptionState", storeDown)), "POST", "/v1/subscriptions/{sub}/pause", adminKey, "", 500},
+
+		{"subscription resumed", paused, "POST", "/v1/subscriptions/{sub}/resume", adminKey, "", 200},
+		{"subscription resume invalid", paused, "POST", "/v1/subscriptions/{sub}/resume", adminKey, `{"why":"x"}`, 400},
+		{"subscription resume no key", paused, "POST", "/v1/subscriptions/{sub}/resume", noKey, "", 401},
+		{"subscription resume read key", paused, "POST", "/v1/subscriptions/{sub}/resume", readKey, "", 403},
+		{"subscription resume unknown", nil, "POST", "/v1/subscriptions/sub_nope/resume", adminKey, "", 404},
+		{"subscription resume too large", paused, "POST", "/v1/subscriptions/{sub}/resume", adminKey, bigSub, 413},
+		{"subscription resume store down", then(paused, failing("SetSubscriptionState", storeDown)), "POST", "/v1/subscriptions/{sub}/resume", adminKey, "", 500},
+
+		{"secrets found", subscribed, "GET", "/v1/subscriptions/{sub}/secret", adminKey, "", 200},
+		{"secrets bad parameter", subscribed, "GET", "/v1/subscriptions/{sub}/secret?all=1", adminKey, "", 400},
+		{"secrets no key", subscribed, "GET", "/v1/subscriptions/{sub}/secret", noKey, "", 401},
+		{"secrets read key", subscribed, "GET", "/v1/subscriptions/{sub}/secret", readKey, "", 403},
+		{"secrets unknown", nil, "GET", "/v1/subscriptions/sub_nope/secret", adminKey, "", 404},
+		{"secrets store down", then(subscribed, failing("FindSigningSecrets", storeDown)), "GET", "/v1/subscriptions/{sub}/secret", adminKey, "", 500},
+
+		{"secret rotated", subscribed, "POST", "/v1/subscriptions/{sub}/secret/rotate?overlap=1h", adminKey, "", 200},
+		{"secret rotate bad overlap", subscribed, "POST", "/v1/subscriptions/{sub}/secret/rotate?overlap=forever", adminKey, "", 400},
+		{"secret rotate no key", subscribed, "POST", "/v1/subscriptions/{sub}/secret/rotate", noKey, "", 401},
+		{"secret rotate read key", subscribed, "POST", "/v1/subscriptions/{sub}/secret/rotate", readKey, "", 403},
+		{"secret rotate unknown", nil, "POST", "/v1/subscriptions/sub_nope/secret/rotate", adminKey, "", 404},
+		{"secret rotate store down", then(subscribed, failing("RotateSigningSecret", storeDown)), "POST", "/v1/subscriptions/{sub}/secret/rotate", adminKey, "", 500},
+
+		{"attempts found", subscribed, "GET", "/v1/subscriptions/{sub}/attempts?outcome=failed&limit=10", readKey, "", 200},
+		{"attempts bad filter", subscribed, "GET", "/v1/subscriptions/{sub}/attempts?outcome=maybe", readKey, "", 400},
+		{"attempts no key", subscribed, "GET", "/v1/subscriptions/{sub}/attempts", noKey, "", 401},
+		{"attempts ingest key", subscribed, "GET", "/v1/subscriptions/{sub}/attempts", ingestKey, "", 403},
+		{"attempts unknown", nil, "GET", "/v1/subscriptions/sub_nope/attempts", readKey, "", 404},
+		{"attempts store down", then(subscribed, failing("FindAttempts", storeDown)), "GET", "/v1/subscriptions/{sub}/attempts", readKey, "", 500},
+
+		{"messages found", subscribed, "GET", "/v1/subscriptions/{sub}/messages?state=dead", readKey, "", 200},
+		{"messages bad filter", subscribed, "GET", "/v1/subscriptions/{sub}/messages?state=maybe", readKey, "", 400},
+		{"messages no key", subscribed, "GET", "/v1/subscriptions/{sub}/messages", noKey, "", 401},
+		{"messages ingest key", subscribed, "GET", "/v1/subscriptions/{sub}/messages", ingestKey, "", 403},
+		{"messages unknown", nil, "GET", "/v1/subscriptions/sub_nope/messages", readKey, "", 404},
+		{"messages store down", then(subscribed, failing("FindMessages", storeDown)), "GET", "/v1/subscriptions/{sub}/messages", readKey, "", 500},
+
+		{"messages retried", subscribed, "POST", "/v1/subscriptions/{sub}/retry", adminKey, `{}`, 200},
+		{"retry invalid", subscribed, "POST", "/v1/subscriptions/{sub}/retry", adminKey, `{"eventIds":[]}`, 400},
+		{"retry no key", subscribed, "POST", "/v1/subscriptions/{sub}/retry", noKey, `{}`, 401},
+		{"retry read key", subscribed, "POST", "/v1/subscriptions/{sub}/retry", readKey, `{}`, 403},
+		{"retry unknown", nil, "POST", "/v1/subscriptions/sub_nope/retry", adminKey, `{}`, 404},
+		{"retry too large", subscribed, "POST", "/v1/subscriptions/{sub}/retry", adminKey, bigSub, 413},
+		{"retry store down", then(subscribed, failing("RetryMessages", storeDown)), "POST", "/v1/subscriptions/{sub}/retry", adminKey, `{}`, 500},
+
+		{"stats", subscribed, "GET", "/v1/subscriptions/{sub}/stats?window=1h", readKey, "", 200},
+		{"stats bad window", subscribed, "GET", "/v1/subscriptions/{sub}/stats?window=1s", readKey, "", 400},
+		{"stats no key", subscribed, "GET", "/v1/subscriptions/{sub}/stats", noKey, "", 401},
+		{"stats ingest key", subscribed, "GET", "/v1/subscriptions/{sub}/stats", ingestKey, "", 403},
+		{"stats unknown", nil, "GET", "/v1/subscriptions/sub_nope/stats", readKey, "", 404},
+		{"stats store down", then(subscribed, failing("FindAttempts", storeDown)), "GET", "/v1/subscriptions/{sub}/stats", readKey, "", 500},
+
 		{"openapi", nil, "GET", "/v1/openapi.json", noKey, "", 200},
 		{"openapi bad parameter", nil, "GET", "/v1/openapi.json?v=2", noKey, "", 400},
 		{"healthy", nil, "GET", "/healthz", noKey, "", 200},
@@ -527,6 +635,7 @@ func TestOpenAPIResponses(t *testing.T) {
 					c.setup(e)
 				}
 				path := strings.ReplaceAll(c.path, "{visit}", e.firstVisit("acme"))
+				path = strings.ReplaceAll(path, "{sub}", e.firstSubscription("acme"))
 				r := e.do(c.method, path, c.key(e), c.body).wantStatus(t, c.want)
 				if r.status == 500 {
 					checkInternal(t, e, r, storeDown.Error())

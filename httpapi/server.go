@@ -39,6 +39,15 @@ type Config struct {
 	Sessions   herald.SessionService
 	Visits     herald.VisitService
 	Audit      herald.AuditService
+	// Subscriptions and Deliveries serve /v1/subscriptions: the
+	// subscriptions with their secrets, and their messages and attempts.
+	Subscriptions herald.SubscriptionService
+	Deliveries    herald.DeliveryService
+	// CompileTemplate checks a subscription's json_template when it is
+	// created or replaced; its error, an EINVALID *herald.Error naming
+	// /json_template, is the answer. Nil: every template is accepted (the
+	// delivery engine then reports a bad one in its attempts).
+	CompileTemplate func(src string) error
 	// Catalog validates ingested events and serves the types and settings
 	// routes. Nil: one over EventTypes and Settings, with Now as its
 	// clock. Pass the one the rest of the process uses, so that a change
@@ -81,6 +90,9 @@ type Server struct {
 	sessions   herald.SessionService
 	visits     herald.VisitService
 	audit      herald.AuditService
+	subs       herald.SubscriptionService
+	deliveries herald.DeliveryService
+	compile    func(src string) error
 	catalog    *catalog.Catalog
 	appender   Appender
 	ping       func(ctx context.Context) error
@@ -106,6 +118,7 @@ func NewServer(cfg Config) *Server {
 		{"EventTypes", cfg.EventTypes != nil}, {"Settings", cfg.Settings != nil},
 		{"Lifecycles", cfg.Lifecycles != nil}, {"Profiles", cfg.Profiles != nil},
 		{"Sessions", cfg.Sessions != nil}, {"Visits", cfg.Visits != nil}, {"Audit", cfg.Audit != nil},
+		{"Subscriptions", cfg.Subscriptions != nil}, {"Deliveries", cfg.Deliveries != nil},
 	} {
 		if !f.set {
 			missing = append(missing, "Config."+f.name)
@@ -123,6 +136,9 @@ func NewServer(cfg Config) *Server {
 		sessions:   cfg.Sessions,
 		visits:     cfg.Visits,
 		audit:      cfg.Audit,
+		subs:       cfg.Subscriptions,
+		deliveries: cfg.Deliveries,
+		compile:    cfg.CompileTemplate,
 		catalog:    cfg.Catalog,
 		appender:   cfg.Appender,
 		ping:       cfg.Ping,
@@ -227,6 +243,19 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/visits/{id}", scope: herald.ScopeRead, handle: s.getVisit},
 		{method: "GET", path: "/v1/audit", scope: herald.ScopeRead, params: auditQueryParams, repeatable: auditRepeatable, handle: s.findAudit},
 		{method: "GET", path: "/v1/audit/verify", scope: herald.ScopeRead, handle: s.verifyAudit},
+		{method: "POST", path: "/v1/subscriptions", scope: herald.ScopeAdmin, params: []string{"from"}, handle: s.createSubscription},
+		{method: "GET", path: "/v1/subscriptions", scope: herald.ScopeAdmin, handle: s.listSubscriptions},
+		{method: "GET", path: "/v1/subscriptions/{id}", scope: herald.ScopeAdmin, handle: s.getSubscription},
+		{method: "PUT", path: "/v1/subscriptions/{id}", scope: herald.ScopeAdmin, handle: s.putSubscription},
+		{method: "DELETE", path: "/v1/subscriptions/{id}", scope: herald.ScopeAdmin, handle: s.deleteSubscription},
+		{method: "POST", path: "/v1/subscriptions/{id}/pause", scope: herald.ScopeAdmin, handle: s.pauseSubscription},
+		{method: "POST", path: "/v1/subscriptions/{id}/resume", scope: herald.ScopeAdmin, handle: s.resumeSubscription},
+		{method: "GET", path: "/v1/subscriptions/{id}/secret", scope: herald.ScopeAdmin, handle: s.getSecrets},
+		{method: "POST", path: "/v1/subscriptions/{id}/secret/rotate", scope: herald.ScopeAdmin, params: []string{"overlap"}, handle: s.rotateSecret},
+		{method: "GET", path: "/v1/subscriptions/{id}/attempts", scope: herald.ScopeRead, params: attemptQueryParams, handle: s.findAttempts},
+		{method: "GET", path: "/v1/subscriptions/{id}/messages", scope: herald.ScopeRead, params: messageQueryParams, handle: s.findMessages},
+		{method: "POST", path: "/v1/subscriptions/{id}/retry", scope: herald.ScopeAdmin, handle: s.retryMessages},
+		{method: "GET", path: "/v1/subscriptions/{id}/stats", scope: herald.ScopeRead, params: []string{"window"}, handle: s.subscriptionStats},
 		{method: "GET", path: "/v1/openapi.json", handle: s.openAPI},
 		{method: "GET", path: "/healthz", anyParams: true, handle: s.health},
 		{method: "GET", path: "/metrics", anyParams: true, handle: s.serveMetrics},

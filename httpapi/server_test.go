@@ -233,16 +233,18 @@ func TestNewServerNeedsServices(t *testing.T) {
 	}
 	m := newMemStore()
 	for name, unset := range map[string]func(*Config){
-		"Accounts":   func(c *Config) { c.Accounts = nil },
-		"Keys":       func(c *Config) { c.Keys = nil },
-		"Events":     func(c *Config) { c.Events = nil },
-		"EventTypes": func(c *Config) { c.EventTypes = nil },
-		"Settings":   func(c *Config) { c.Settings = nil },
-		"Lifecycles": func(c *Config) { c.Lifecycles = nil },
-		"Profiles":   func(c *Config) { c.Profiles = nil },
-		"Sessions":   func(c *Config) { c.Sessions = nil },
-		"Visits":     func(c *Config) { c.Visits = nil },
-		"Audit":      func(c *Config) { c.Audit = nil },
+		"Accounts":      func(c *Config) { c.Accounts = nil },
+		"Keys":          func(c *Config) { c.Keys = nil },
+		"Events":        func(c *Config) { c.Events = nil },
+		"EventTypes":    func(c *Config) { c.EventTypes = nil },
+		"Settings":      func(c *Config) { c.Settings = nil },
+		"Lifecycles":    func(c *Config) { c.Lifecycles = nil },
+		"Profiles":      func(c *Config) { c.Profiles = nil },
+		"Sessions":      func(c *Config) { c.Sessions = nil },
+		"Visits":        func(c *Config) { c.Visits = nil },
+		"Audit":         func(c *Config) { c.Audit = nil },
+		"Subscriptions": func(c *Config) { c.Subscriptions = nil },
+		"Deliveries":    func(c *Config) { c.Deliveries = nil },
 	} {
 		cfg := m.config()
 		unset(&cfg)

@@ -307,3 +307,135 @@ func (s *AuditService) VerifyAudit(ctx context.Context, accountID string) (*hera
 	}
 	return s.VerifyAuditFn(ctx, accountID)
 }
+
+// SubscriptionService is a fake herald.SubscriptionService.
+type SubscriptionService struct {
+	CreateSubscriptionFn   func(ctx context.Context, s *herald.Subscription, secret string) error
+	FindSubscriptionByIDFn func(ctx context.Context, accountID, id string) (*herald.Subscription, error)
+	FindSubscriptionsFn    func(ctx context.Context, accountID string) ([]*herald.Subscription, error)
+	UpdateSubscriptionFn   func(ctx context.Context, s *herald.Subscription) error
+	SetSubscriptionStateFn func(ctx context.Context, accountID, id, state, reason string) error
+	DeleteSubscriptionFn   func(ctx context.Context, accountID, id string) error
+	FindSigningSecretsFn   func(ctx context.Context, accountID, id string) ([]herald.SigningSecret, error)
+	RotateSigningSecretFn  func(ctx context.Context, accountID, id, secret string, oldExpiresAt time.Time) error
+}
+
+var _ herald.SubscriptionService = (*SubscriptionService)(nil)
+
+func (s *SubscriptionService) CreateSubscription(ctx context.Context, sub *herald.Subscription, secret string) error {
+	if s.CreateSubscriptionFn == nil {
+		notSet("SubscriptionService.CreateSubscriptionFn")
+	}
+	return s.CreateSubscriptionFn(ctx, sub, secret)
+}
+
+func (s *SubscriptionService) FindSubscriptionByID(ctx context.Context, accountID, id string) (*herald.Subscription, error) {
+	if s.FindSubscriptionByIDFn == nil {
+		notSet("SubscriptionService.FindSubscriptionByIDFn")
+	}
+	return s.FindSubscriptionByIDFn(ctx, accountID, id)
+}
+
+func (s *SubscriptionService) FindSubscriptions(ctx context.Context, accountID string) ([]*herald.Subscription, error) {
+	if s.FindSubscriptionsFn == nil {
+		notSet("SubscriptionService.FindSubscriptionsFn")
+	}
+	return s.FindSubscriptionsFn(ctx, accountID)
+}
+
+func (s *SubscriptionService) UpdateSubscription(ctx context.Context, sub *herald.Subscription) error {
+	if s.UpdateSubscriptionFn == nil {
+		notSet("SubscriptionService.UpdateSubscriptionFn")
+	}
+	return s.UpdateSubscriptionFn(ctx, sub)
+}
+
+func (s *SubscriptionService) SetSubscriptionState(ctx context.Context, accountID, id, state, reason string) error {
+	if s.SetSubscriptionStateFn == nil {
+		notSet("SubscriptionService.SetSubscriptionStateFn")
+	}
+	return s.SetSubscriptionStateFn(ctx, accountID, id, state, reason)
+}
+
+func (s *SubscriptionService) DeleteSubscription(ctx context.Context, accountID, id string) error {
+	if s.DeleteSubscriptionFn == nil {
+		notSet("SubscriptionService.DeleteSubscriptionFn")
+	}
+	return s.DeleteSubscriptionFn(ctx, accountID, id)
+}
+
+func (s *SubscriptionService) FindSigningSecrets(ctx context.Context, accountID, id string) ([]herald.SigningSecret, error) {
+	if s.FindSigningSecretsFn == nil {
+		notSet("SubscriptionService.FindSigningSecretsFn")
+	}
+	return s.FindSigningSecretsFn(ctx, accountID, id)
+}
+
+func (s *SubscriptionService) RotateSigningSecret(ctx context.Context, accountID, id, secret string, oldExpiresAt time.Time) error {
+	if s.RotateSigningSecretFn == nil {
+		notSet("SubscriptionService.RotateSigningSecretFn")
+	}
+	return s.RotateSigningSecretFn(ctx, accountID, id, secret, oldExpiresAt)
+}
+
+// DeliveryService is a fake herald.DeliveryService.
+type DeliveryService struct {
+	LeaseSubscriptionsFn   func(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Subscription, error)
+	ReleaseSubscriptionsFn func(ctx context.Context, owner string) error
+	SaveDeliveryFn         func(ctx context.Context, p *herald.DeliveryProgress) error
+	DueMessagesFn          func(ctx context.Context, accountID, subscriptionID string, now time.Time, limit int) ([]*herald.Message, error)
+	FindMessagesFn         func(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter) ([]*herald.Message, error)
+	RetryMessagesFn        func(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter, now time.Time) (int, error)
+	FindAttemptsFn         func(ctx context.Context, accountID, subscriptionID string, f herald.AttemptFilter) ([]*herald.Attempt, error)
+}
+
+var _ herald.DeliveryService = (*DeliveryService)(nil)
+
+func (s *DeliveryService) LeaseSubscriptions(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Subscription, error) {
+	if s.LeaseSubscriptionsFn == nil {
+		notSet("DeliveryService.LeaseSubscriptionsFn")
+	}
+	return s.LeaseSubscriptionsFn(ctx, owner, now, ttl, max)
+}
+
+func (s *DeliveryService) ReleaseSubscriptions(ctx context.Context, owner string) error {
+	if s.ReleaseSubscriptionsFn == nil {
+		notSet("DeliveryService.ReleaseSubscriptionsFn")
+	}
+	return s.ReleaseSubscriptionsFn(ctx, owner)
+}
+
+func (s *DeliveryService) SaveDelivery(ctx context.Context, p *herald.DeliveryProgress) error {
+	if s.SaveDeliveryFn == nil {
+		notSet("DeliveryService.SaveDeliveryFn")
+	}
+	return s.SaveDeliveryFn(ctx, p)
+}
+
+func (s *DeliveryService) DueMessages(ctx context.Context, accountID, subscriptionID string, now time.Time, limit int) ([]*herald.Message, error) {
+	if s.DueMessagesFn == nil {
+		notSet("DeliveryService.DueMessagesFn")
+	}
+	return s.DueMessagesFn(ctx, accountID, subscriptionID, now, limit)
+}
+
+func (s *DeliveryService) FindMessages(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter) ([]*herald.Message, error) {
+	if s.FindMessagesFn == nil {
+		notSet("DeliveryService.FindMessagesFn")
+	}
+	return s.FindMessagesFn(ctx, accountID, subscriptionID, f)
+}
+
+func (s *DeliveryService) RetryMessages(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter, now time.Time) (int, error) {
+	if s.RetryMessagesFn == nil {
+		notSet("DeliveryService.RetryMessagesFn")
+	}
+	return s.RetryMessagesFn(ctx, accountID, subscriptionID, f, now)
+}
+
+func (s *DeliveryService) FindAttempts(ctx context.Context, accountID, subscriptionID string, f herald.AttemptFilter) ([]*herald.Attempt, error) {
+	if s.FindAttemptsFn == nil {
+		notSet("DeliveryService.FindAttemptsFn")
+	}
+	return s.FindAttemptsFn(ctx, accountID, subscriptionID, f)
+}

@@ -85,6 +85,52 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	}
 	sweeper := &mock.JourneySweeper{ExpireJourneysFn: func(context.Context, time.Time, int) (int, error) { note("ExpireJourneys"); return 0, nil }}
 	audit := &mock.AuditService{VerifyAuditFn: func(context.Context, string) (*herald.AuditReport, error) { note("VerifyAudit"); return nil, nil }}
+	subs := &mock.SubscriptionService{
+		CreateSubscriptionFn: func(context.Context, *herald.Subscription, string) error { note("CreateSubscription"); return nil },
+		FindSubscriptionByIDFn: func(context.Context, string, string) (*herald.Subscription, error) {
+			note("FindSubscriptionByID")
+			return nil, nil
+		},
+		FindSubscriptionsFn: func(context.Context, string) ([]*herald.Subscription, error) {
+			note("FindSubscriptions")
+			return nil, nil
+		},
+		UpdateSubscriptionFn:   func(context.Context, *herald.Subscription) error { note("UpdateSubscription"); return nil },
+		SetSubscriptionStateFn: func(context.Context, string, string, string, string) error { note("SetSubscriptionState"); return nil },
+		DeleteSubscriptionFn:   func(context.Context, string, string) error { note("DeleteSubscription"); return nil },
+		FindSigningSecretsFn: func(context.Context, string, string) ([]herald.SigningSecret, error) {
+			note("FindSigningSecrets")
+			return nil, nil
+		},
+		RotateSigningSecretFn: func(context.Context, string, string, string, time.Time) error {
+			note("RotateSigningSecret")
+			return nil
+		},
+	}
+	deliveries := &mock.DeliveryService{
+		LeaseSubscriptionsFn: func(context.Context, string, time.Time, time.Duration, int) ([]*herald.Subscription, error) {
+			note("LeaseSubscriptions")
+			return nil, nil
+		},
+		ReleaseSubscriptionsFn: func(context.Context, string) error { note("ReleaseSubscriptions"); return nil },
+		SaveDeliveryFn:         func(context.Context, *herald.DeliveryProgress) error { note("SaveDelivery"); return nil },
+		DueMessagesFn: func(context.Context, string, string, time.Time, int) ([]*herald.Message, error) {
+			note("DueMessages")
+			return nil, nil
+		},
+		FindMessagesFn: func(context.Context, string, string, herald.MessageFilter) ([]*herald.Message, error) {
+			note("FindMessages")
+			return nil, nil
+		},
+		RetryMessagesFn: func(context.Context, string, string, herald.MessageFilter, time.Time) (int, error) {
+			note("RetryMessages")
+			return 0, nil
+		},
+		FindAttemptsFn: func(context.Context, string, string, herald.AttemptFilter) ([]*herald.Attempt, error) {
+			note("FindAttempts")
+			return nil, nil
+		},
+	}
 
 	_ = accounts.CreateAccount(ctx, nil, nil)
 	_, _ = accounts.FindAccountByID(ctx, "")
@@ -114,11 +160,29 @@ func TestCallsGoToTheFunctions(t *testing.T) {
 	_, _ = visits.FindVisits(ctx, "", herald.JourneyFilter{})
 	_, _ = sweeper.ExpireJourneys(ctx, time.Time{}, 0)
 	_, _ = audit.VerifyAudit(ctx, "")
+	_ = subs.CreateSubscription(ctx, nil, "")
+	_, _ = subs.FindSubscriptionByID(ctx, "", "")
+	_, _ = subs.FindSubscriptions(ctx, "")
+	_ = subs.UpdateSubscription(ctx, nil)
+	_ = subs.SetSubscriptionState(ctx, "", "", "", "")
+	_ = subs.DeleteSubscription(ctx, "", "")
+	_, _ = subs.FindSigningSecrets(ctx, "", "")
+	_ = subs.RotateSigningSecret(ctx, "", "", "", time.Time{})
+	_, _ = deliveries.LeaseSubscriptions(ctx, "", time.Time{}, 0, 0)
+	_ = deliveries.ReleaseSubscriptions(ctx, "")
+	_ = deliveries.SaveDelivery(ctx, nil)
+	_, _ = deliveries.DueMessages(ctx, "", "", time.Time{}, 0)
+	_, _ = deliveries.FindMessages(ctx, "", "", herald.MessageFilter{})
+	_, _ = deliveries.RetryMessages(ctx, "", "", herald.MessageFilter{}, time.Time{})
+	_, _ = deliveries.FindAttempts(ctx, "", "", herald.AttemptFilter{})
 
 	want := "CreateAccount FindAccountByID CreateKey FindKeyByHash FindKeys DeleteKey AppendEvents FindEventByID FindEvents Append" +
 		" FindEventTypes FindEventType CreateEventType PutEventType DeleteEventType FindSettings PutSettings" +
 		" FindLifecycle FindLifecycles FindProfile FindProfiles EraseProfile" +
-		" FindSessionByID FindSessions FindVisitByID FindVisits ExpireJourneys VerifyAudit"
+		" FindSessionByID FindSessions FindVisitByID FindVisits ExpireJourneys VerifyAudit" +
+		" CreateSubscription FindSubscriptionByID FindSubscriptions UpdateSubscription SetSubscriptionState DeleteSubscription" +
+		" FindSigningSecrets RotateSigningSecret" +
+		" LeaseSubscriptions ReleaseSubscriptions SaveDelivery DueMessages FindMessages RetryMessages FindAttempts"
 	if got := strings.Join(calls, " "); got != want {
 		t.Errorf("calls\n got %s\nwant %s", got, want)
 	}
