@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/delivery"
 	"github.com/heraldhq/herald/httpapi"
 	"github.com/heraldhq/herald/ingest"
 	"github.com/heraldhq/herald/journey"
@@ -36,6 +37,9 @@ type serveConfig struct {
 	BootstrapKey string
 	// SweepInterval is how often expired sessions and visits are ended.
 	SweepInterval time.Duration
+	// AllowPrivateTargets lets webhooks reach loopback, private and
+	// link-local addresses.
+	AllowPrivateTargets bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -72,6 +76,8 @@ Logs go to standard error, one line per request.`,
 	f.StringVar(&cfg.DB, "db", envDefault("HERALD_DB", ""), "database: a SQLite file path, or a postgres://… URL (env HERALD_DB; default <data>/herald.db)")
 	f.StringVar(&cfg.PprofAddr, "pprof-addr", envDefault("HERALD_PPROF_ADDR", ""), "if set, serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env HERALD_PPROF_ADDR)")
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", journey.DefaultInterval, "how often to end sessions and visits whose time ran out while no event came")
+	f.BoolVar(&cfg.AllowPrivateTargets, "allow-private-targets", envDefault("HERALD_ALLOW_PRIVATE_TARGETS", "") == "true",
+		"let webhooks reach loopback, private, link-local and cloud metadata addresses (tests, local use; env HERALD_ALLOW_PRIVATE_TARGETS=true)")
 	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
 	return cmd
 }
@@ -89,6 +95,8 @@ type store interface {
 	herald.VisitService
 	herald.JourneySweeper
 	herald.AuditService
+	herald.SubscriptionService
+	herald.DeliveryService
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -100,6 +108,7 @@ type Main struct {
 	store     store
 	committer *ingest.Committer
 	sweeper   *journey.Sweeper
+	engine    *delivery.Engine
 	server    *http.Server
 	listener  net.Listener
 }
@@ -128,19 +137,37 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		m.store.Close()
 		return nil, err
 	}
-	m.committer = ingest.New(m.store, ingest.Options{Workers: workers, Registerer: reg})
+	m.engine, err = delivery.New(delivery.Options{
+		Store:        m.store,
+		Logger:       log,
+		Registerer:   reg,
+		AllowPrivate: cfg.AllowPrivateTargets,
+	})
+	if err != nil {
+		m.store.Close()
+		return nil, err
+	}
+	// Every write that stores events wakes the deliverers of its account.
+	st := notifyingStore{store: m.store, n: m.engine}
+	m.committer = ingest.New(st, ingest.Options{Workers: workers, Registerer: reg})
 
 	api := httpapi.NewServer(httpapi.Config{
-		Accounts:   m.store,
-		Keys:       m.store,
-		Events:     m.store,
-		EventTypes: m.store,
-		Settings:   m.store,
-		Lifecycles: m.store,
-		Profiles:   m.store,
-		Sessions:   m.store,
-		Visits:     m.store,
-		Audit:      m.store,
+		Accounts:      st,
+		Keys:          st,
+		Events:        st,
+		EventTypes:    st,
+		Settings:      st,
+		Lifecycles:    st,
+		Profiles:      st,
+		Sessions:      st,
+		Visits:        st,
+		Audit:         st,
+		Subscriptions: st,
+		Deliveries:    st,
+		CompileTemplate: func(src string) error {
+			_, err := delivery.Compile(src)
+			return err
+		},
 		Appender:   m.committer,
 		Ping:       m.store.Ping,
 		Logger:     log,
@@ -162,7 +189,8 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		m.store.Close()
 		return nil, fmt.Errorf("--addr: cannot listen on %s: %w", cfg.Addr, err)
 	}
-	m.sweeper = journey.Start(m.store, journey.Options{Interval: cfg.SweepInterval, Logger: log, Registerer: reg})
+	m.engine.Start()
+	m.sweeper = journey.Start(st, journey.Options{Interval: cfg.SweepInterval, Logger: log, Registerer: reg})
 	return m, nil
 }
 
@@ -319,6 +347,9 @@ func (m *Main) Close() error {
 		m.sweeper.Close()
 	}
 	err := m.committer.Close()
+	if m.engine != nil {
+		err = errors.Join(err, m.engine.Close())
+	}
 	if m.store != nil {
 		err = errors.Join(err, m.store.Close())
 	}

@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// DeliveryOptions configure RunDelivery.
+type DeliveryOptions struct {
+	Options
+	// Events is the number of events to send, each to be delivered once.
+	Events int
+	// Batch is the events per ingest request.
+	Batch int
+	// Rate is the offered load in events per second; zero sends as fast
+	// as Concurrency workers can.
+	Rate float64
+	// Receiver is the address the local receiver listens on; the server
+	// must be allowed to reach it (herald serve --allow-private-targets
+	// for a loopback address).
+	Receiver string
+	// Wait bounds how long to wait for the last deliveries after the last
+	// event was sent.
+	Wait time.Duration
+	// MaxInFlight is the subscription's bound on requests under way.
+	MaxInFlight int
+	RunID       string
+}
+
+func (o *DeliveryOptions) setDefaults() {
+	o.Options.setDefaults()
+	if o.Batch == 0 {
+		o.Batch = 100
+	}
+	if o.Receiver == "" {
+		o.Receiver = "127.0.0.1:0"
+	}
+	if o.Wait == 0 {
+		o.Wait = time.Minute
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 64
+	}
+	if o.RunID == "" {
+		o.RunID = strings.ToLower(rand.Text()[:8])
+	}
+}
+
+func (o *DeliveryOptions) validate() error {
+	if err := o.Options.validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.Events < 1:
+		return fmt.Errorf("--events: must be at least 1, not %d", o.Events)
+	case o.Batch < 1 || o.Batch > herald.MaxBatchEvents:
+		return fmt.Errorf("--batch: must be from 1 to %d, not %d", herald.MaxBatchEvents, o.Batch)
+	case o.Rate < 0:
+		return fmt.Errorf("--rate: must not be negative")
+	case o.MaxInFlight < 1 || o.MaxInFlight > 256:
+		return fmt.Errorf("--max-in-flight: must be from 1 to 256, not %d", o.MaxInFlight)
+	}
+	return nil
+}
+
+// receiver is the partner's endpoint: it verifies each request's
+// signature, as a partner would, and notes when each event arrived.
+type receiver struct {
+	prefix   string // event ids of this run start with it
+	keys     [][]byte
+	sent     []atomic.Int64 // unix nanos each event's ingest request began
+	received []atomic.Int64 // unix nanos it arrived; 0 until then
+	count    atomic.Int64
+	dups     atomic.Int64
+	bad      atomic.Int64
+	last     atomic.Int64
+	done     chan struct{}
+	once     sync.Once
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	now := time.Now().UnixNano()
+	id := r.Header.Get("webhook-id")
+	if err != nil || !rc.verify(id, r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature"), body) {
+		rc.bad.Add(1)
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+	n, err := strconv.Atoi(strings.TrimPrefix(id, rc.prefix))
+	if !strings.HasPrefix(id, rc.prefix) || err != nil || n < 0 || n >= len(rc.received) {
+		return // not an event of this run
+	}
+	if !rc.received[n].CompareAndSwap(0, now) {
+		rc.dups.Add(1)
+		return
+	}
+	rc.last.Store(now)
+	if rc.count.Add(1) == int64(len(rc.received)) {
+		rc.once.Do(func() { close(rc.done) })
+	}
+}
+
+// verify checks a Standard Webhooks signature header against the
+// subscription's secret.
+func (rc *receiver) verify(id, ts, header string, body []byte) bool {
+	for _, key := range rc.keys {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
+		want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+		for _, sig := range strings.Fields(header) {
+			if hmac.Equal([]byte(sig), []byte(want)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// RunDelivery measures webhook delivery end to end: it starts a receiver,
+// subscribes it to the account's events, sends o.Events events, and
+// reports deliveries per second and the latency from the start of each
+// event's ingest request to its arrival at the receiver.
+func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
+	o.setDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	client, done := o.client()
+	defer done()
+	auth := "Bearer " + o.Key
+
+	ln, err := net.Listen("tcp", o.Receiver)
+	if err != nil {
+		return nil, fmt.Errorf("--receiver: %w", err)
+	}
+	rc := &receiver{
+		prefix:   "bench-" + o.RunID + "-",
+		sent:     make([]atomic.Int64, o.Events),
+		received: make([]atomic.Int64, o.Events),
+		done:     make(chan struct{}),
+	}
+	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	// Subscribe the receiver to this run's events only.
+	sub, err := createSubscription(ctx, client, o.endpoint("/v1/subscriptions"), auth, map[string]any{
+		"name":        "herald bench delivery " + o.RunID,
+		"url":         "http://" + ln.Addr().String() + "/hook",
+		"filter":      map[string]any{"origin": herald.OriginAPI},
+		"maxInFlight": o.MaxInFlight,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer deleteSubscription(client, o.endpoint("/v1/subscriptions/"+sub.ID), auth)
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sub.Secret, herald.SecretPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("the server's signing secret %q… is not whsec_<base64>", sub.Secret[:min(10, len(sub.Secret))])
+	}
+	rc.keys = [][]byte{key}
+
+	gen := newGenerator(o.RunID, DefaultCustomers, time.Now().Add(-time.Duration(o.Events)*eventSpacing).UTC().Truncate(time.Millisecond))
+	endpoint := o.endpoint("/v1/events/batch")
+	requests := (o.Events + o.Batch - 1) / o.Batch
+	var pace <-chan time.Time
+	if o.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) * float64(o.Batch) / o.Rate))
+		defer t.Stop()
+		pace = t.C
+	}
+	p := plan{
+		name:     "delivery",
+		unit:     "events",
+		requests: requests,
+		units:    o.Events,
+		labels:   []string{"ingest"},
+		params: map[string]any{
+			"url": o.URL, "events": o.Events, "batch": o.Batch, "rate": o.Rate,
+			"concurrency": o.Concurrency, "maxInFlight": o.MaxInFlight, "runId": o.RunID,
+		},
+		newWorker: func(int) func(context.Context, int) outcome {
+			var resp bytes.Buffer
+			return func(ctx context.Context, req int) outcome {
+				if pace != nil {
+					select {
+					case <-pace:
+					case <-ctx.Done():
+						return outcome{}
+					}
+				}
+				first := req * o.Batch
+				n := min(o.Batch, o.Events-first)
+				body := gen.appendBatch(nil, first, n, false)
+				hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+				if err != nil {
+					return outcome{failed: n, err: err, fatal: true}
+				}
+				hreq.Header = http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
+				start := time.Now().UnixNano()
+				for i := first; i < first+n; i++ {
+					rc.sent[i].Store(start)
+				}
+				status, latency, err := exchange(client, hreq, &resp)
+				switch {
+				case err != nil:
+					return outcome{failed: n, err: err}
+				case status/100 != 2:
+					return outcome{failed: n, err: statusError(http.MethodPost, "/v1/events/batch", status, resp.Bytes()), fatal: fatalStatus(status)}
+				}
+				return batchOutcome(outcome{answered: true, latency: latency}, n, resp.Bytes())
+			}
+		},
+	}
+	ingest, err := run(ctx, o.Options, p)
+	if err != nil {
+		return ingest, err
+	}
+
+	// Wait for the deliveries still under way.
+	select {
+	case <-rc.done:
+	case <-time.After(o.Wait):
+	case <-ctx.Done():
+	}
+	return deliveryReport(ingest, rc, o), nil
+}
+
+// deliveryReport turns what the receiver saw into the report: Ops are the
+// events delivered, the rate runs from the first ingest request to the
+// last arrival, and the latency is ingest-to-receive.
+func deliveryReport(ingest *Report, rc *receiver, o DeliveryOptions) *Report {
+	r := *ingest
+	r.Unit = "deliveries"
+	r.Ops = rc.count.Load()
+	r.Duplicates = rc.dups.Load()
+	var lat []time.Duration
+	first := int64(0)
+	for i := range rc.received {
+		sent := rc.sent[i].Load()
+		if first == 0 || (sent != 0 && sent < first) {
+			first = sent
+		}
+		if got := rc.received[i].Load(); got != 0 && sent != 0 {
+			lat = append(lat, time.Duration(got-sent))
+		}
+	}
+	if last := rc.last.Load(); last > first && first != 0 {
+		r.Duration = time.Duration(last - first)
+		r.OpsPerSecond = float64(r.Ops) / r.Duration.Seconds()
+	}
+	r.Latency = summarize(lat)
+	r.Breakdown = []Breakdown{{Name: "ingest request", Requests: ingest.Requests, Latency: ingest.Latency}}
+	missing := int64(o.Events) - r.Ops
+	if missing > 0 || rc.bad.Load() > 0 {
+		r.Errors.Ops = missing
+		r.Errors.First = fmt.Sprintf("%d of %d events not delivered within %s of the last send; %d requests with a bad signature",
+			missing, o.Events, o.Wait, rc.bad.Load())
+	}
+	return &r
+}
+
+type createdSubscription struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+func createSubscription(ctx context.Context, c *http.Client, endpoint, auth string, body map[string]any) (*createdSubscription, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
+	var resp bytes.Buffer
+	status, _, err := exchange(c, req, &resp)
+	if err != nil {
+		return nil, fmt.Errorf("create the subscription: %w", err)
+	}
+	if status != http.StatusCreated {
+		return nil, statusError(http.MethodPost, "/v1/subscriptions", status, resp.Bytes())
+	}
+	var s createdSubscription
+	if err := json.Unmarshal(resp.Bytes(), &s); err != nil || s.ID == "" || s.Secret == "" {
+		return nil, errors.New("create the subscription: the answer has no id and secret")
+	}
+	return &s, nil
+}
+
+func deleteSubscription(c *http.Client, endpoint, auth string) {
+	req, err := http.NewRequest(http.MethodDelete, endpoint, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", auth)
+	var resp bytes.Buffer
+	exchange(c, req, &resp)
+}
