@@ -42,6 +42,10 @@ type DeliveryOptions struct {
 	// MaxInFlight is the subscription's bound on requests under way.
 	MaxInFlight int
 	RunID       string
+	// Backlog measures delivery alone: the subscription is paused while
+	// the events are stored, then resumed, and the rate is that of
+	// draining the backlog; latency then runs from the resume.
+	Backlog bool
 }
 
 func (o *DeliveryOptions) setDefaults() {
@@ -173,7 +177,13 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer deleteSubscription(client, o.endpoint("/v1/subscriptions/"+sub.ID), auth)
+	subURL := o.endpoint("/v1/subscriptions/" + sub.ID)
+	defer deleteSubscription(client, subURL, auth)
+	if o.Backlog {
+		if err := post(ctx, client, subURL+"/pause", auth); err != nil {
+			return nil, err
+		}
+	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sub.Secret, herald.SecretPrefix))
 	if err != nil {
 		return nil, fmt.Errorf("the server's signing secret %q… is not whsec_<base64>", sub.Secret[:min(10, len(sub.Secret))])
@@ -197,7 +207,7 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 		labels:   []string{"ingest"},
 		params: map[string]any{
 			"url": o.URL, "events": o.Events, "batch": o.Batch, "rate": o.Rate,
-			"concurrency": o.Concurrency, "maxInFlight": o.MaxInFlight, "runId": o.RunID,
+			"concurrency": o.Concurrency, "maxInFlight": o.MaxInFlight, "runId": o.RunID, "backlog": o.Backlog,
 		},
 		newWorker: func(int) func(context.Context, int) outcome {
 			var resp bytes.Buffer
@@ -235,6 +245,15 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 	ingest, err := run(ctx, o.Options, p)
 	if err != nil {
 		return ingest, err
+	}
+	if o.Backlog {
+		resumed := time.Now().UnixNano()
+		for i := range rc.sent {
+			rc.sent[i].Store(resumed)
+		}
+		if err := post(ctx, client, subURL+"/resume", auth); err != nil {
+			return ingest, err
+		}
 	}
 
 	// Wait for the deliveries still under way.
@@ -308,6 +327,21 @@ func createSubscription(ctx context.Context, c *http.Client, endpoint, auth stri
 		return nil, errors.New("create the subscription: the answer has no id and secret")
 	}
 	return &s, nil
+}
+
+// post makes a POST without a body that must answer 200.
+func post(ctx context.Context, c *http.Client, endpoint, auth string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", auth)
+	var resp bytes.Buffer
+	status, _, err := exchange(c, req, &resp)
+	if err == nil && status != http.StatusOK {
+		err = statusError(http.MethodPost, strings.TrimPrefix(endpoint, strings.SplitN(endpoint, "/v1/", 2)[0]), status, resp.Bytes())
+	}
+	return err
 }
 
 func deleteSubscription(c *http.Client, endpoint, auth string) {

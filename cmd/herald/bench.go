@@ -152,7 +152,10 @@ at the end.`,
   herald bench delivery --events 100000 --batch 100 --concurrency 4
 
   # Latency at an offered 1,000 events/s
-  herald bench delivery --events 60000 --batch 10 --rate 1000`,
+  herald bench delivery --events 60000 --batch 10 --rate 1000
+
+  # Delivery alone: drain a backlog of 100,000 events
+  herald bench delivery --events 100000 --backlog`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd, func(ctx context.Context, shared bench.Options) (*bench.Report, error) {
@@ -169,6 +172,7 @@ at the end.`,
 	fl.DurationVar(&o.Wait, "wait", time.Minute, "how long to wait for deliveries after the last event was sent")
 	fl.IntVar(&o.MaxInFlight, "max-in-flight", 64, "the subscription's bound on requests under way")
 	fl.StringVar(&o.RunID, "run-id", "", "the `id` put in every event id (default random)")
+	fl.BoolVar(&o.Backlog, "backlog", false, "store the events with the subscription paused, then resume it and measure the drain alone (latency then runs from the resume)")
 	return cmd
 }
 
