@@ -70,6 +70,11 @@ const (
 		audit_head = COALESCE(u.audit_head, accounts.audit_head)
 		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u (id, last_seq, audit_head)
 		WHERE accounts.id = u.id`
+
+	// notifySQL tells the servers that listen (Store.Listen) which accounts
+	// stored events: PostgreSQL sends the notifications when, and only if,
+	// the transaction commits.
+	notifySQL = `SELECT pg_notify('` + EventsChannel + `', a) FROM unnest($1::text[]) AS a`
 )
 
 // AppendEvents stores the events of all batches, and the lifecycles,
@@ -300,6 +305,12 @@ func queueWrites(b *pgx.Batch, plan *herald.AppendPlan, st *appendState) error {
 	queueSessions(b, plan.Sessions)
 	queueVisits(b, plan.Visits)
 	accounts := slices.Sorted(maps.Keys(plan.LastSeq))
+	if len(accounts) > 0 {
+		// One notification per account that stored events (PostgreSQL
+		// also folds those a transaction repeats, as a change that calls
+		// recordChange twice would).
+		b.Queue(notifySQL, accounts)
+	}
 	for a := range plan.AuditHead {
 		if _, ok := plan.LastSeq[a]; !ok {
 			accounts = append(accounts, a)
