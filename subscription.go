@@ -1,9 +1,11 @@
 package herald
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -97,6 +99,35 @@ func (s *Subscription) AuditView() any {
 		c.Headers[k] = "[redacted]"
 	}
 	return &c
+}
+
+// runtimeMembers are the members of a Subscription that its state holds,
+// not its definition: stores keep them in columns of their own.
+var runtimeMembers = []string{"id", "state", "stateReason", "failingSince", "cursor", "createdAt", "updatedAt"}
+
+// Definition returns what a client set of s (URL, filter, headers,
+// template, limits, schedule) as JSON, for a store to keep beside the
+// state it keeps in columns; json.Unmarshal reads it back into a
+// Subscription.
+func (s *Subscription) Definition() ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	members := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, err
+	}
+	for _, k := range runtimeMembers {
+		delete(members, k)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(members); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // SetDefaults fills the fields left zero.

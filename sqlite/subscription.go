@@ -13,25 +13,11 @@ import (
 
 const subscriptionColumns = "account_id, id, definition, state, state_reason, failing_since, cursor, created_at, updated_at"
 
-// runtimeMembers are the members of a herald.Subscription that the
-// columns hold, left out of its definition: the column is the one truth.
-var runtimeMembers = []string{"id", "state", "stateReason", "failingSince", "cursor", "createdAt", "updatedAt"}
-
 // subscriptionDefinition returns the settings of s, as JSON, for the
 // definition column.
 func subscriptionDefinition(s *herald.Subscription) (string, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return "", err
-	}
-	members := map[string]json.RawMessage{}
-	if err := json.Unmarshal(b, &members); err != nil {
-		return "", err
-	}
-	for _, k := range runtimeMembers {
-		delete(members, k)
-	}
-	return encodeJSON(members)
+	b, err := s.Definition()
+	return string(b), err
 }
 
 // scanSubscription reads a row of subscriptionColumns.
