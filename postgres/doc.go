@@ -152,6 +152,30 @@
 // subscriptions (a renewal) takes them in key order and no account lock.
 // A SaveDelivery that recovers nothing takes a single subscription row.
 //
+// # Wake-ups across servers
+//
+// A deliverer reads the log when it is told that its account stored
+// events, and otherwise every poll interval. A server tells its own
+// deliverers directly; for the others, every transaction that stores
+// events (an append, the system events of a change, an expiry) also runs
+// pg_notify on the channel herald_events (EventsChannel) once for each
+// account it stored events for, in its last round trip, so at no cost in
+// round trips. PostgreSQL sends the notifications when, and only if, the
+// transaction commits, so a listener never hears of events it cannot yet
+// read. Store.Listen holds one connection outside the pool that LISTENs
+// and passes each account on: an event stored on one server reaches the
+// server that holds the subscription's lease within milliseconds, not at
+// its next poll. While Listen reconnects, what is committed is found at
+// the next poll.
+//
+// The price is PostgreSQL's: a transaction that notifies takes, at commit,
+// a lock of the whole cluster that it holds until its commit is durable,
+// so that notifications are queued in commit order. Appends to one account
+// are serial anyway (its row lock), but appends to different accounts, on
+// any server, then flush their commits one after another instead of
+// together. Herald's committer puts many events into one commit under
+// load, which keeps commits few.
+//
 // Event bodies are stored as bytea, the exact bytes that readers get back
 // (and that VerifyAudit hashes: a system event's chain hash is checked
 // against its stored body, so it must come back as it was written);

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,9 @@ type Options struct {
 	// MaxConns caps the connection pool. Zero means the URL's
 	// pool_max_conns if it has one, else DefaultMaxConns.
 	MaxConns int32
+	// Logger is told when Listen loses its connection and gets it back.
+	// Nil means no log.
+	Logger *slog.Logger
 }
 
 // DefaultMaxConns is the pool size unless told otherwise. Appends to one
@@ -41,6 +45,7 @@ const DefaultMaxConns = 8
 // one database.
 type Store struct {
 	pool *pgxpool.Pool
+	log  *slog.Logger
 }
 
 // Open connects to the database at url, a postgres:// URL or a key=value
@@ -66,7 +71,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{pool: pool, log: log}, nil
 }
 
 // Ping checks that the database answers.

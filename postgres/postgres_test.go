@@ -328,3 +328,58 @@ func BenchmarkAppendEvents(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendEventsAccounts measures appends to several accounts at
+// once, each by a writer of its own, as a server's committer runs them
+// (four workers on PostgreSQL). Commits to different accounts take no lock
+// in common but the one PostgreSQL takes to queue notifications (see
+// Store.Listen). b.N counts events.
+func BenchmarkAppendEventsAccounts(b *testing.B) {
+	const writers = 4
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d", writers, size), func(b *testing.B) {
+			s := open(b, newSchema(b))
+			ctx := context.Background()
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			events := make([][]*herald.Event, writers)
+			for w := range writers {
+				account := fmt.Sprintf("bench-%d", w)
+				if err := s.CreateAccount(ctx, &herald.Account{ID: account, CreatedAt: now}, nil); err != nil {
+					b.Fatal(err)
+				}
+				for i := w; i < b.N; i += writers {
+					e, err := herald.ParseEvent([]byte(fmt.Sprintf(`{"id":"ev-%d","category":"transfers","type":"singleTransferCreated",`+
+						`"coreCustomerId":"cust-%d","data":{"amount":"%d.00","currency":"EUR"}}`, i, i%1000, i)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					e.Complete(now, herald.OriginAPI, nil)
+					events[w] = append(events[w], e)
+				}
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			errs := make([]error, writers)
+			for w := range writers {
+				wg.Go(func() {
+					list := events[w]
+					for start := 0; start < len(list); start += size {
+						batch := &herald.AppendBatch{AccountID: fmt.Sprintf("bench-%d", w), Events: list[start:min(start+size, len(list))]}
+						if err := s.AppendEvents(ctx, []*herald.AppendBatch{batch}); err != nil {
+							errs[w] = err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

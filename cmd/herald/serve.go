@@ -111,6 +111,16 @@ type Main struct {
 	engine    *delivery.Engine
 	server    *http.Server
 	listener  net.Listener
+	// stopListen ends the wake-ups from other servers, and listenDone is
+	// closed once they have ended (a store that has Listen only).
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+}
+
+// eventListener is a store that hears of the events that other servers
+// sharing its database store (postgres.Store).
+type eventListener interface {
+	Listen(ctx context.Context, fn func(accountID string)) error
 }
 
 // openMain opens the store, makes sure the bootstrap account and key exist
@@ -190,6 +200,17 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		return nil, fmt.Errorf("--addr: cannot listen on %s: %w", cfg.Addr, err)
 	}
 	m.engine.Start()
+	if l, ok := m.store.(eventListener); ok {
+		// Events stored by other servers wake the deliverers here too;
+		// those stored here also wake them directly (notifyingStore).
+		var lctx context.Context
+		lctx, m.stopListen = context.WithCancel(context.Background())
+		m.listenDone = make(chan struct{})
+		go func() {
+			defer close(m.listenDone)
+			_ = l.Listen(lctx, m.engine.Notify)
+		}()
+	}
 	m.sweeper = journey.Start(st, journey.Options{Interval: cfg.SweepInterval, Logger: log, Registerer: reg})
 	return m, nil
 }
@@ -199,7 +220,7 @@ func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (store, i
 	db := cfg.DB
 	switch {
 	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
-		s, err := postgres.Open(ctx, db, postgres.Options{})
+		s, err := postgres.Open(ctx, db, postgres.Options{Logger: log})
 		if err != nil {
 			return nil, 0, fmt.Errorf("--db: cannot open PostgreSQL: %w", err)
 		}
@@ -345,6 +366,10 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() error {
 	if m.sweeper != nil {
 		m.sweeper.Close()
+	}
+	if m.stopListen != nil {
+		m.stopListen()
+		<-m.listenDone
 	}
 	err := m.committer.Close()
 	if m.engine != nil {
