@@ -115,7 +115,7 @@ type DeliveryService interface {
 	// LeaseSubscriptions returns the active subscriptions of all accounts
 	// that owner holds after the call: those it held, and free ones (never
 	// leased, or whose lease expired) it takes now, up to max in all. It
-	// extends each to now+ttl. On a single-node store owner gets them all.
+	// extends each to now+ttl.
 	LeaseSubscriptions(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*Subscription, error)
 	// ReleaseSubscriptions gives owner's leases up (at shutdown).
 	ReleaseSubscriptions(ctx context.Context, owner string) error

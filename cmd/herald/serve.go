@@ -149,6 +149,7 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 	}
 	m.engine, err = delivery.New(delivery.Options{
 		Store:        m.store,
+		Owner:        deliveryOwner(cfg),
 		Logger:       log,
 		Registerer:   reg,
 		AllowPrivate: cfg.AllowPrivateTargets,
@@ -215,11 +216,36 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 	return m, nil
 }
 
+// deliveryOwner names this server in the leases of subscriptions. On
+// PostgreSQL each process needs a name of its own (the engine's default),
+// so that servers sharing the database share the work. A SQLite file has
+// one server at a time, so the name is the file's: a restarted server
+// holds at once what it held before it stopped, instead of waiting for
+// its old leases to run out.
+func deliveryOwner(cfg serveConfig) string {
+	if isPostgres(cfg.DB) {
+		return ""
+	}
+	db := cfg.DB
+	if db == "" {
+		db = filepath.Join(cfg.Data, "herald.db")
+	}
+	if abs, err := filepath.Abs(db); err == nil {
+		db = abs
+	}
+	host, _ := os.Hostname()
+	return "sqlite:" + host + ":" + db
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
 // openStore picks the store from --db.
 func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (store, int, error) {
 	db := cfg.DB
 	switch {
-	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+	case isPostgres(db):
 		s, err := postgres.Open(ctx, db, postgres.Options{Logger: log})
 		if err != nil {
 			return nil, 0, fmt.Errorf("--db: cannot open PostgreSQL: %w", err)
