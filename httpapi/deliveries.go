@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -232,9 +233,15 @@ type subscriptionStats struct {
 
 	// PendingMessages are the retrying and waiting ones, DeadMessages the
 	// dead ones, each counted up to maxStatsMessages (MessagesCapped).
-	PendingMessages int  `json:"pendingMessages"`
-	DeadMessages    int  `json:"deadMessages"`
-	MessagesCapped  bool `json:"messagesCapped"`
+	PendingMessages int `json:"pendingMessages"`
+	// UnsentEvents are the matching events stored after the cursor, not
+	// yet tried, counted up to maxStatsMessages (UnsentCapped); Backlog
+	// is them and the pending messages: what is still to be delivered.
+	UnsentEvents   int  `json:"unsentEvents"`
+	UnsentCapped   bool `json:"unsentCapped"`
+	Backlog        int  `json:"backlog"`
+	DeadMessages   int  `json:"deadMessages"`
+	MessagesCapped bool `json:"messagesCapped"`
 	// OldestPending is when the oldest pending message was made.
 	OldestPending *time.Time `json:"oldestPending,omitempty"`
 }
@@ -312,8 +319,39 @@ func (s *Server) subscriptionStats(w http.ResponseWriter, r *http.Request) error
 			}
 		}
 	}
+	if st.UnsentEvents, st.UnsentCapped, err = s.unsentEvents(ctx, sub); err != nil {
+		return err
+	}
+	st.Backlog = st.PendingMessages + st.UnsentEvents
 	writeJSON(w, http.StatusOK, st)
 	return nil
+}
+
+// unsentEvents counts, up to maxStatsMessages, the events after sub's
+// cursor that its filter selects.
+func (s *Server) unsentEvents(ctx context.Context, sub *herald.Subscription) (int, bool, error) {
+	n, after := 0, sub.Cursor
+	for n <= maxStatsMessages {
+		f := herald.EventFilter{AfterSeq: after, Limit: maxPageSize}
+		sub.Filter.ApplyTo(&f)
+		page, err := s.events.FindEvents(ctx, sub.AccountID, f)
+		if err != nil {
+			return 0, false, fmt.Errorf("count the backlog of subscription %s: %w", sub.ID, err)
+		}
+		for _, e := range page {
+			if sub.Filter.Match(e) {
+				n++
+			}
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	if n > maxStatsMessages {
+		return maxStatsMessages, true, nil
+	}
+	return n, false, nil
 }
 
 // percentile returns the p-th percentile of sorted by the nearest-rank

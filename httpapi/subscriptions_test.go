@@ -741,6 +741,19 @@ func TestMessagesAndStats(t *testing.T) {
 	if st.Attempts != 2 {
 		t.Errorf("stats over 48h %+v", st)
 	}
+
+	// Events stored since, that the filter selects, are the backlog's
+	// other part.
+	if st.UnsentEvents != 0 || st.Backlog != 2 {
+		t.Errorf("backlog before any event: %+v", st)
+	}
+	e.do("POST", "/v1/events", e.ingest, event(map[string]any{"id": "login-a"})).wantStatus(t, 201)
+	e.do("POST", "/v1/events", e.ingest, event(map[string]any{"id": "login-b"})).wantStatus(t, 201)
+	e.do("POST", "/v1/events", e.ingest, event(map[string]any{"id": "other", "category": "transfers"})).wantStatus(t, 201)
+	e.do("GET", base+"/stats", e.read, "").wantStatus(t, 200).json(t, &st)
+	if st.UnsentEvents != 2 || st.Backlog != 4 || st.UnsentCapped {
+		t.Errorf("backlog after two matching events: %+v", st)
+	}
 	for _, w := range []string{"1s", "721h", "day"} {
 		pr := e.do("GET", base+"/stats?window="+w, e.read, "").wantStatus(t, 400).problem(t)
 		if !slices.Equal(pointers(pr), []string{"?window"}) {
