@@ -26,6 +26,15 @@ const (
 	SubscriptionDisabled = "disabled"
 )
 
+// ValidSubscriptionState reports whether state is one of the states.
+func ValidSubscriptionState(state string) bool {
+	switch state {
+	case SubscriptionActive, SubscriptionPaused, SubscriptionDisabled:
+		return true
+	}
+	return false
+}
+
 // Defaults of a subscription.
 const (
 	DefaultDeliveryTimeout = 15 * time.Second

@@ -82,14 +82,6 @@ func findSubscription(ctx context.Context, q interface {
 	return s, nil
 }
 
-func validSubscriptionState(state string) bool {
-	switch state {
-	case herald.SubscriptionActive, herald.SubscriptionPaused, herald.SubscriptionDisabled:
-		return true
-	}
-	return false
-}
-
 // timeNow returns the current time as the store keeps it.
 func timeNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
@@ -120,7 +112,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription
 		return herald.Errorf(herald.EINVALID, "subscription id is required")
 	case secret == "":
 		return herald.Errorf(herald.EINVALID, "subscription %s: a signing secret is required", sub.ID)
-	case sub.State != "" && !validSubscriptionState(sub.State):
+	case sub.State != "" && !herald.ValidSubscriptionState(sub.State):
 		return herald.Errorf(herald.EINVALID, "subscription %s: unknown state %q", sub.ID, sub.State)
 	case !textOK(sub.AccountID):
 		return herald.Errorf(herald.ENOTFOUND, "account %q not found", sub.AccountID)
@@ -300,7 +292,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 // the holder lets a paused one go at its next renewal. A call that
 // changes nothing writes nothing. ENOTFOUND if there is none.
 func (s *Store) SetSubscriptionState(ctx context.Context, accountID, id, state, reason string) error {
-	if !validSubscriptionState(state) {
+	if !herald.ValidSubscriptionState(state) {
 		return herald.Errorf(herald.EINVALID, "unknown subscription state %q", state)
 	}
 	reason = cleanText(reason)
