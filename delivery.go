@@ -135,4 +135,12 @@ type DeliveryService interface {
 	RetryMessages(ctx context.Context, accountID, subscriptionID string, f MessageFilter, now time.Time) (int, error)
 	// FindAttempts lists the subscription's attempts.
 	FindAttempts(ctx context.Context, accountID, subscriptionID string, f AttemptFilter) ([]*Attempt, error)
+	// PruneAttempts deletes up to limit of the oldest attempts, of every
+	// account, made before before, and returns how many it deleted: the
+	// attempt log's retention, done in small steps so that no commit
+	// holds the writer long.
+	PruneAttempts(ctx context.Context, before time.Time, limit int) (int, error)
 }
+
+// DefaultAttemptRetention is how long attempts are kept.
+const DefaultAttemptRetention = 30 * 24 * time.Hour

@@ -73,7 +73,17 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// Client sends the requests; default NewClient with AllowPrivate.
 	Client *Client
+	// AttemptRetention is how long attempts are kept; default
+	// herald.DefaultAttemptRetention, negative keeps them for ever.
+	AttemptRetention time.Duration
 }
+
+// pruneInterval and pruneBatch pace the attempt log's retention: a small
+// delete at a time, so that no commit holds the writer long.
+const (
+	pruneInterval = time.Minute
+	pruneBatch    = 5000
+)
 
 // Engine delivers the subscriptions it leases, one deliverer goroutine
 // each, until closed.
@@ -117,6 +127,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.AttemptRetention == 0 {
+		opts.AttemptRetention = herald.DefaultAttemptRetention
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
@@ -170,7 +183,43 @@ func (e *Engine) Start() {
 			defer e.wg.Done()
 			e.run()
 		}()
+		if e.opts.AttemptRetention > 0 {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				e.pruneAttempts()
+			}()
+		}
 	})
+}
+
+// pruneAttempts deletes the attempts older than AttemptRetention, every
+// pruneInterval, until closed. Every node may prune: a delete of what
+// another already deleted deletes nothing.
+func (e *Engine) pruneAttempts() {
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		before := e.opts.Now().Add(-e.opts.AttemptRetention)
+		for e.ctx.Err() == nil {
+			n, err := e.store.PruneAttempts(e.ctx, before, pruneBatch)
+			if err != nil {
+				if e.ctx.Err() == nil {
+					e.metrics.storeErrors.Inc()
+					e.opts.Logger.Error("prune old attempts", "err", err)
+				}
+				break
+			}
+			if n < pruneBatch {
+				break
+			}
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops every deliverer (requests under way get ShutdownGrace to

@@ -961,3 +961,24 @@ func TestSettingsChange(t *testing.T) {
 		}
 	}
 }
+
+// TestEnginePrunesOldAttempts: attempts older than the retention go at
+// start (and every minute after); newer ones stay.
+func TestEnginePrunesOldAttempts(t *testing.T) {
+	t.Parallel()
+	store := newMemStore()
+	now := time.Now()
+	k := subKey{"acme", "sub_1"}
+	store.mu.Lock()
+	store.attempts[k] = []*herald.Attempt{
+		{ID: 1, SubscriptionID: "sub_1", At: now.Add(-40 * 24 * time.Hour)},
+		{ID: 2, SubscriptionID: "sub_1", At: now.Add(-31 * 24 * time.Hour)},
+		{ID: 3, SubscriptionID: "sub_1", At: now.Add(-time.Hour)},
+	}
+	store.mu.Unlock()
+	startEngine(t, store, Options{})
+	waitFor(t, 5*time.Second, func() (bool, string) {
+		left := store.attemptsOf("acme", "sub_1")
+		return len(left) == 1 && left[0].ID == 3, fmt.Sprintf("%d attempts left", len(left))
+	})
+}

@@ -256,6 +256,24 @@ func (s *memStore) FindAttempts(_ context.Context, accountID, subscriptionID str
 	return out, nil
 }
 
+func (s *memStore) PruneAttempts(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, list := range s.attempts {
+		kept := list[:0]
+		for _, a := range list {
+			if n < limit && a.At.Before(before) {
+				n++
+				continue
+			}
+			kept = append(kept, a)
+		}
+		s.attempts[k] = kept
+	}
+	return n, nil
+}
+
 func (s *memStore) SetSubscriptionState(_ context.Context, accountID, id, state, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

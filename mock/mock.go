@@ -387,6 +387,7 @@ type DeliveryService struct {
 	FindMessagesFn         func(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter) ([]*herald.Message, error)
 	RetryMessagesFn        func(ctx context.Context, accountID, subscriptionID string, f herald.MessageFilter, now time.Time) (int, error)
 	FindAttemptsFn         func(ctx context.Context, accountID, subscriptionID string, f herald.AttemptFilter) ([]*herald.Attempt, error)
+	PruneAttemptsFn        func(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 var _ herald.DeliveryService = (*DeliveryService)(nil)
@@ -438,4 +439,11 @@ func (s *DeliveryService) FindAttempts(ctx context.Context, accountID, subscript
 		notSet("DeliveryService.FindAttemptsFn")
 	}
 	return s.FindAttemptsFn(ctx, accountID, subscriptionID, f)
+}
+
+func (s *DeliveryService) PruneAttempts(ctx context.Context, before time.Time, limit int) (int, error) {
+	if s.PruneAttemptsFn == nil {
+		notSet("DeliveryService.PruneAttemptsFn")
+	}
+	return s.PruneAttemptsFn(ctx, before, limit)
 }

@@ -599,3 +599,17 @@ func (s *Store) FindAttempts(ctx context.Context, accountID, subscriptionID stri
 	}
 	return list, nil
 }
+
+// PruneAttempts deletes up to limit of the oldest attempts made before
+// before, walking the primary key from its start: ids grow with time.
+func (s *Store) PruneAttempts(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, herald.Errorf(herald.EINVALID, "limit must be positive")
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM attempts WHERE id IN (
+		SELECT id FROM attempts WHERE at < $1 ORDER BY id LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune attempts: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -500,3 +500,22 @@ func (s *Store) FindAttempts(ctx context.Context, accountID, subscriptionID stri
 	}
 	return list, nil
 }
+
+// PruneAttempts deletes up to limit of the oldest attempts made before
+// before. Ids grow with time, so the oldest are the first rows of the
+// table: the scan stops after the rows it deletes.
+func (s *Store) PruneAttempts(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, herald.Errorf(herald.EINVALID, "limit must be positive")
+	}
+	res, err := s.write.ExecContext(ctx, `DELETE FROM attempts WHERE id IN (
+		SELECT id FROM attempts WHERE at < ? ORDER BY id LIMIT ?)`, micros(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune attempts: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune attempts: %w", err)
+	}
+	return int(n), nil
+}

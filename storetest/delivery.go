@@ -1007,3 +1007,43 @@ func isSubset(sub, of []string) bool {
 	}
 	return true
 }
+
+// testPruneAttempts: the attempt log's retention deletes the oldest
+// attempts of every account, a limit at a time, and nothing newer.
+func testPruneAttempts(t *testing.T, newDB NewDatabase) {
+	s := newDB(t)()
+	ctx := t.Context()
+	quietAccount(t, s, "acme")
+	quietAccount(t, s, "globex")
+	createSub(t, s, ctx, hookSub("acme", "sub_1"))
+	createSub(t, s, ctx, hookSub("globex", "sub_1"))
+	t0 := baseTime.Add(time.Hour)
+	lease(t, s, "A", t0, time.Hour, 10)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	for i := 1; i <= 4; i++ {
+		for _, acct := range []string{"acme", "globex"} {
+			saveDelivery(t, s, &herald.DeliveryProgress{AccountID: acct, SubscriptionID: "sub_1", Owner: "A", Attempts: []*herald.Attempt{
+				attempt("sub_1", fmt.Sprint("ev-", i), int64(i), 1, sec(i), herald.AttemptDelivered, 200),
+			}})
+		}
+	}
+	if _, err := s.PruneAttempts(ctx, sec(3), 0); herald.ErrorCode(err) != herald.EINVALID {
+		t.Errorf("PruneAttempts(limit 0) = %v, want EINVALID", err)
+	}
+	// Four attempts are older than sec(3): two of each account.
+	if n, err := s.PruneAttempts(ctx, sec(3), 3); err != nil || n != 3 {
+		t.Fatalf("PruneAttempts(limit 3) = %d, %v; want 3", n, err)
+	}
+	if n, err := s.PruneAttempts(ctx, sec(3), 100); err != nil || n != 1 {
+		t.Fatalf("PruneAttempts again = %d, %v; want the last 1", n, err)
+	}
+	if n, err := s.PruneAttempts(ctx, sec(3), 100); err != nil || n != 0 {
+		t.Fatalf("PruneAttempts with nothing old = %d, %v", n, err)
+	}
+	for _, acct := range []string{"acme", "globex"} {
+		left := findAttempts(t, s, acct, "sub_1", herald.AttemptFilter{Limit: 100})
+		if len(left) != 2 || left[0].At.Before(sec(3)) || left[1].At.Before(sec(3)) {
+			t.Errorf("%s keeps %d attempts: %+v; want those of sec 3 and 4", acct, len(left), left)
+		}
+	}
+}

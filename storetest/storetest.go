@@ -92,6 +92,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"DueMessages", testDueMessages},
 		{"RetryMessages", testRetryMessages},
 		{"FindAttempts", testFindAttempts},
+		{"PruneAttempts", testPruneAttempts},
 		{"DeliveryFromTwoNodes", testDeliveryFromTwoNodes},
 	} {
 		t.Run(c.name, func(t *testing.T) {

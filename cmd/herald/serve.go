@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type serveConfig struct {
 	// AllowPrivateTargets lets webhooks reach loopback, private and
 	// link-local addresses.
 	AllowPrivateTargets bool
+	// AttemptRetention is how long delivery attempts are kept; 0 keeps
+	// them for ever.
+	AttemptRetention time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -78,6 +82,7 @@ Logs go to standard error, one line per request.`,
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", journey.DefaultInterval, "how often to end sessions and visits whose time ran out while no event came")
 	f.BoolVar(&cfg.AllowPrivateTargets, "allow-private-targets", envDefault("HERALD_ALLOW_PRIVATE_TARGETS", "") == "true",
 		"let webhooks reach loopback, private, link-local and cloud metadata addresses (tests, local use; env HERALD_ALLOW_PRIVATE_TARGETS=true)")
+	f.DurationVar(&cfg.AttemptRetention, "attempt-retention", herald.DefaultAttemptRetention, "how long to keep the record of each webhook attempt (0: for ever)")
 	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
 	return cmd
 }
@@ -153,6 +158,8 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		Logger:       log,
 		Registerer:   reg,
 		AllowPrivate: cfg.AllowPrivateTargets,
+		// 0 (keep for ever) on the command line is negative here.
+		AttemptRetention: cmp.Or(cfg.AttemptRetention, -1),
 	})
 	if err != nil {
 		m.store.Close()
