@@ -139,6 +139,28 @@ func (s *Subscription) Definition() ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
+// PrepareCreate settles, as CreateSubscription stores it, what a new
+// subscription starts from: its cursor (0: lastSeq, the account's newest
+// event, so it gets what is stored from now on; negative: 0, replay
+// everything; else as given) and its times, kept to the microsecond.
+func (s *Subscription) PrepareCreate(lastSeq int64, now time.Time) {
+	switch {
+	case s.Cursor == 0:
+		s.Cursor = lastSeq
+	case s.Cursor < 0:
+		s.Cursor = 0
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now
+	}
+	s.CreatedAt = s.CreatedAt.UTC().Truncate(time.Microsecond)
+	s.UpdatedAt = s.CreatedAt
+	if s.FailingSince != nil {
+		t := s.FailingSince.UTC().Truncate(time.Microsecond)
+		s.FailingSince = &t
+	}
+}
+
 // SetDefaults fills the fields left zero.
 func (s *Subscription) SetDefaults() {
 	if s.MaxInFlight == 0 {

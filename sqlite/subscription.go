@@ -98,21 +98,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription
 	if c.State == "" {
 		c.State = herald.SubscriptionActive
 	}
-	switch {
-	case c.Cursor == 0:
-		c.Cursor = lastSeq
-	case c.Cursor < 0:
-		c.Cursor = 0 // from the first event on
-	}
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = at
-	}
-	c.CreatedAt = c.CreatedAt.UTC().Truncate(time.Microsecond)
-	c.UpdatedAt = c.CreatedAt
-	if c.FailingSince != nil {
-		t := c.FailingSince.UTC().Truncate(time.Microsecond)
-		c.FailingSince = &t
-	}
+	c.PrepareCreate(lastSeq, at)
 	definition, err := subscriptionDefinition(&c)
 	if err != nil {
 		return fmt.Errorf("create subscription %s: encode: %w", sub.ID, err)
