@@ -9,7 +9,7 @@ import (
 func TestBuiltinEventTypesAreValid(t *testing.T) {
 	types := herald.BuiltinEventTypes()
 	want := []string{"authentication/login", "transactions/transaction", "authentication/userLoggedIn",
-		"authentication/userLoggedOut", "transfers/singleTransferCreated"}
+		"authentication/userLoggedOut", "transfers/singleTransferCreated", "authentication/sessionEnded", "profiles/profileAttributesSet"}
 	if len(types) != len(want) {
 		t.Fatalf("got %d built-in types, want %d", len(types), len(want))
 	}

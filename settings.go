@@ -81,7 +81,7 @@ func DefaultSettings() *Settings {
 		UnknownTypes: UnknownTypesAccept,
 		Sessions: SessionSettings{
 			LoginTypes:        []string{"authentication/userLoggedIn"},
-			LogoutTypes:       []string{"authentication/userLoggedOut"},
+			LogoutTypes:       []string{"authentication/userLoggedOut", "authentication/sessionEnded"},
 			InactivityTimeout: Duration(DefaultSessionTimeout),
 			MaxLength:         Duration(DefaultSessionMaxLength),
 		},

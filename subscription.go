@@ -7,9 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
-	"sort"
-	"strings"
 	"time"
 )
 
@@ -193,10 +190,8 @@ func (s *Subscription) Validate() error {
 	fail := func(pointer, format string, args ...any) {
 		errs = append(errs, FieldError{Pointer: pointer, Detail: fmt.Sprintf(format, args...)})
 	}
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		fail("/url", "must be an http:// or https:// URL with a host and no user info")
-	} else if len(s.URL) > 2048 {
-		fail("/url", "must be at most 2048 characters")
+	if msg := checkHTTPURL(s.URL); msg != "" {
+		fail("/url", "%s", msg)
 	}
 	if len(s.Name) > 200 {
 		fail("/name", "must be at most 200 characters")
@@ -204,46 +199,21 @@ func (s *Subscription) Validate() error {
 	if err := s.Filter.Validate("/filter"); err != nil {
 		errs = append(errs, err.(*Error).Fields...)
 	}
-	names := make([]string, 0, len(s.Headers))
-	for k := range s.Headers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		v, p := s.Headers[k], "/headers/"+escapePointer(k)
-		switch {
-		case !validHeaderName(k):
-			fail(p, "must be a header name (letters, digits and - only)")
-		case reservedHeaders[strings.ToLower(k)]:
-			fail(p, "is set by Herald")
-		case strings.ContainsAny(v, "\r\n") || len(v) > 4096:
-			fail(p, "must be one line of at most 4096 characters")
-		}
-	}
+	errs = append(errs, checkHeaders("", s.Headers)...)
 	if s.RateLimit < 0 || s.RateLimit > 100000 {
 		fail("/rateLimit", "must be between 0 (no limit) and 100000 requests per second")
 	}
 	if s.MaxInFlight < 1 || s.MaxInFlight > 256 {
 		fail("/maxInFlight", "must be between 1 and 256")
 	}
-	if len(s.RetrySchedule) > 20 {
-		fail("/retrySchedule", "must have at most 20 waits")
-	}
-	for i, d := range s.RetrySchedule {
-		if d < Duration(time.Second) || d > Duration(7*24*time.Hour) {
-			fail(fmt.Sprintf("/retrySchedule/%d", i), "must be between 1s and 168h")
-		}
-	}
+	errs = append(errs, checkRetrySchedule("/retrySchedule", s.RetrySchedule)...)
 	if s.Timeout < Duration(time.Second) || s.Timeout > Duration(2*time.Minute) {
 		fail("/timeout", "must be between 1s and 2m")
 	}
 	if s.DisableAfter < Duration(time.Minute) || s.DisableAfter > Duration(90*24*time.Hour) {
 		fail("/disableAfter", "must be between 1m and 2160h")
 	}
-	if len(errs) > 0 {
-		return &Error{Code: EINVALID, Message: errs[0].Pointer + ": " + errs[0].Detail, Fields: errs}
-	}
-	return nil
+	return invalid(errs)
 }
 
 func validHeaderName(k string) bool {

@@ -49,14 +49,7 @@ func NewClient(opts ClientOptions) *Client {
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = 256
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !opts.AllowPrivate {
-		// The check is on the address being connected to, after name
-		// resolution: a name that resolves to a public address when
-		// checked and a private one when used (DNS rebinding) is caught
-		// all the same.
-		dialer.Control = guardAddress
-	}
+	dialer := Dialer(opts.AllowPrivate)
 	tr := &http.Transport{
 		// No proxy: a proxy would be the address dialed, and the guard
 		// would check it instead of the target.
@@ -76,6 +69,21 @@ func NewClient(opts ClientOptions) *Client {
 			return http.ErrUseLastResponse
 		},
 	}}
+}
+
+// Dialer returns the dialer of every outgoing connection Herald makes to
+// an address a client chose (webhooks, SMTP servers, export databases):
+// unless allowPrivate, it refuses loopback, private, link-local and
+// metadata addresses. The check is on the address being connected to,
+// after name resolution: a name that resolves to a public address when
+// checked and a private one when used (DNS rebinding) is caught all the
+// same.
+func Dialer(allowPrivate bool) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		d.Control = guardAddress
+	}
+	return d
 }
 
 // CloseIdleConnections closes the connections kept for reuse.
