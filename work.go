@@ -637,4 +637,7 @@ type WorkQueue interface {
 	// if p.Owner does not hold the job's lease, or the job is no longer
 	// active (paused or deleted meanwhile).
 	SaveWorkProgress(ctx context.Context, p *WorkProgress) error
+	// LastSeq returns the account's newest seq (0 for none): where a cycle
+	// that starts now ends.
+	LastSeq(ctx context.Context, accountID string) (int64, error)
 }
