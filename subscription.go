@@ -115,8 +115,14 @@ var runtimeMembers = []string{"id", "state", "stateReason", "failingSince", "cur
 // template, limits, schedule) as JSON, for a store to keep beside the
 // state it keeps in columns; json.Unmarshal reads it back into a
 // Subscription.
-func (s *Subscription) Definition() ([]byte, error) {
-	b, err := json.Marshal(s)
+func (s *Subscription) Definition() ([]byte, error) { return definitionOf(s, runtimeMembers) }
+
+// definitionOf encodes v, a thing a client defines, without the members
+// named by runtime (kept by stores in columns of their own): compact,
+// without HTML escaping, so that what a client wrote comes back as it
+// wrote it.
+func definitionOf(v any, runtime []string) ([]byte, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +130,7 @@ func (s *Subscription) Definition() ([]byte, error) {
 	if err := json.Unmarshal(b, &members); err != nil {
 		return nil, err
 	}
-	for _, k := range runtimeMembers {
+	for _, k := range runtime {
 		delete(members, k)
 	}
 	var buf bytes.Buffer

@@ -502,6 +502,15 @@ func (w *Work) AuditView() any {
 	return c
 }
 
+// workRuntimeMembers are the members of a Work that stores keep in
+// columns of their own, not in its definition.
+var workRuntimeMembers = []string{"id", "kind", "state", "stateReason", "runtime", "runNowAt", "createdAt", "updatedAt"}
+
+// Definition returns what a client set of w (name, filter, export or
+// alert) as JSON, as Subscription.Definition does; json.Unmarshal reads it
+// back into a Work.
+func (w *Work) Definition() ([]byte, error) { return definitionOf(w, workRuntimeMembers) }
+
 // KeepSecrets puts back the secrets of old that w, sent on an update,
 // left out or sent back redacted.
 func (w *Work) KeepSecrets(old *Work) {
@@ -543,6 +552,26 @@ func (w *Work) PrepareCreate(lastSeq int64, now time.Time) {
 	}
 	w.CreatedAt = w.CreatedAt.UTC().Truncate(time.Microsecond)
 	w.UpdatedAt = w.CreatedAt
+}
+
+// ChangeState moves w to state, with reason, at now, as SetWorkState
+// stores it, and reports whether that changed anything. Resumed (active),
+// a job has no reason, and its runtime is left as it is: a failed job
+// tries its Pending cycle again. Stopped (any other state), its series of
+// cycles ends (Runtime.Syncing false), so that the engine writes syncing
+// again when it resumes.
+func (w *Work) ChangeState(state, reason string, now time.Time) bool {
+	if state == WorkActive {
+		reason = ""
+	}
+	if w.State == state && w.StateReason == reason {
+		return false
+	}
+	w.State, w.StateReason, w.UpdatedAt = state, reason, now.UTC().Truncate(time.Microsecond)
+	if state != WorkActive {
+		w.Runtime.Syncing = false
+	}
+	return true
 }
 
 // Schedule says when batch cycles run.

@@ -27,6 +27,9 @@ const (
 	WorkflowPaused = "paused"
 )
 
+// ValidWorkflowState reports whether state is one of the states.
+func ValidWorkflowState(state string) bool { return state == WorkflowActive || state == WorkflowPaused }
+
 // Defaults and limits of workflows.
 const (
 	DefaultWorkflowMaxDepth = 5
@@ -253,6 +256,31 @@ func (w *Workflow) Redact() *Workflow {
 // AuditView is what system events record of a workflow.
 func (w *Workflow) AuditView() any { return w.Redact() }
 
+// PrepareCreate settles, as CreateWorkflow stores it, what a new workflow
+// starts from: its cursor, lastSeq (the account's newest event, so that it
+// is triggered by what is stored from now on), its state (active unless
+// given) and its times, kept to the microsecond.
+func (w *Workflow) PrepareCreate(lastSeq int64, now time.Time) {
+	if w.State == "" {
+		w.State = WorkflowActive
+	}
+	w.Cursor = lastSeq
+	if w.CreatedAt.IsZero() {
+		w.CreatedAt = now
+	}
+	w.CreatedAt = w.CreatedAt.UTC().Truncate(time.Microsecond)
+	w.UpdatedAt = w.CreatedAt
+}
+
+// workflowRuntimeMembers are the members of a Workflow that stores keep in
+// columns of their own (its name is its key), not in its definition.
+var workflowRuntimeMembers = []string{"name", "state", "cursor", "createdAt", "updatedAt"}
+
+// Definition returns what a client set of w (description, filter, steps,
+// max depth) as JSON, as Subscription.Definition does; json.Unmarshal
+// reads it back into a Workflow.
+func (w *Workflow) Definition() ([]byte, error) { return definitionOf(w, workflowRuntimeMembers) }
+
 // KeepSecrets puts back the secrets of old's steps of the same name that
 // w, sent on an update, left out or sent back redacted.
 func (w *Workflow) KeepSecrets(old *Workflow) {
@@ -329,6 +357,30 @@ type StepRun struct {
 
 // Finished reports whether the run is over.
 func (r *WorkflowRun) Finished() bool { return r.State == RunCompleted || r.State == RunFailed }
+
+// PrepareStore settles r's times as a store keeps them, to the
+// microsecond in UTC: CreatedAt and UpdatedAt left zero are now. A run
+// without a state is pending.
+func (r *WorkflowRun) PrepareStore(now time.Time) {
+	if r.State == "" {
+		r.State = RunPending
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = now
+	}
+	r.CreatedAt = r.CreatedAt.UTC().Truncate(time.Microsecond)
+	r.UpdatedAt = r.UpdatedAt.UTC().Truncate(time.Microsecond)
+	if !r.NextAt.IsZero() {
+		r.NextAt = r.NextAt.UTC().Truncate(time.Microsecond)
+	}
+	if r.FinishedAt != nil {
+		t := r.FinishedAt.UTC().Truncate(time.Microsecond)
+		r.FinishedAt = &t
+	}
+}
 
 // AgentTypeWorkflow marks the events a workflow run emits; their agentId
 // is the run's id.

@@ -447,3 +447,227 @@ func (s *DeliveryService) PruneAttempts(ctx context.Context, before time.Time, l
 	}
 	return s.PruneAttemptsFn(ctx, before, limit)
 }
+
+// WorkflowService is a fake herald.WorkflowService.
+type WorkflowService struct {
+	CreateWorkflowFn   func(ctx context.Context, w *herald.Workflow) error
+	FindWorkflowFn     func(ctx context.Context, accountID, name string) (*herald.Workflow, error)
+	FindWorkflowsFn    func(ctx context.Context, accountID string) ([]*herald.Workflow, error)
+	UpdateWorkflowFn   func(ctx context.Context, w *herald.Workflow) error
+	SetWorkflowStateFn func(ctx context.Context, accountID, name, state string) error
+	DeleteWorkflowFn   func(ctx context.Context, accountID, name string) error
+	FindWorkflowRunFn  func(ctx context.Context, accountID, id string) (*herald.WorkflowRun, error)
+	FindWorkflowRunsFn func(ctx context.Context, accountID, name string, f herald.RunFilter) ([]*herald.WorkflowRun, error)
+}
+
+var _ herald.WorkflowService = (*WorkflowService)(nil)
+
+func (s *WorkflowService) CreateWorkflow(ctx context.Context, w *herald.Workflow) error {
+	if s.CreateWorkflowFn == nil {
+		notSet("WorkflowService.CreateWorkflowFn")
+	}
+	return s.CreateWorkflowFn(ctx, w)
+}
+
+func (s *WorkflowService) FindWorkflow(ctx context.Context, accountID, name string) (*herald.Workflow, error) {
+	if s.FindWorkflowFn == nil {
+		notSet("WorkflowService.FindWorkflowFn")
+	}
+	return s.FindWorkflowFn(ctx, accountID, name)
+}
+
+func (s *WorkflowService) FindWorkflows(ctx context.Context, accountID string) ([]*herald.Workflow, error) {
+	if s.FindWorkflowsFn == nil {
+		notSet("WorkflowService.FindWorkflowsFn")
+	}
+	return s.FindWorkflowsFn(ctx, accountID)
+}
+
+func (s *WorkflowService) UpdateWorkflow(ctx context.Context, w *herald.Workflow) error {
+	if s.UpdateWorkflowFn == nil {
+		notSet("WorkflowService.UpdateWorkflowFn")
+	}
+	return s.UpdateWorkflowFn(ctx, w)
+}
+
+func (s *WorkflowService) SetWorkflowState(ctx context.Context, accountID, name, state string) error {
+	if s.SetWorkflowStateFn == nil {
+		notSet("WorkflowService.SetWorkflowStateFn")
+	}
+	return s.SetWorkflowStateFn(ctx, accountID, name, state)
+}
+
+func (s *WorkflowService) DeleteWorkflow(ctx context.Context, accountID, name string) error {
+	if s.DeleteWorkflowFn == nil {
+		notSet("WorkflowService.DeleteWorkflowFn")
+	}
+	return s.DeleteWorkflowFn(ctx, accountID, name)
+}
+
+func (s *WorkflowService) FindWorkflowRun(ctx context.Context, accountID, id string) (*herald.WorkflowRun, error) {
+	if s.FindWorkflowRunFn == nil {
+		notSet("WorkflowService.FindWorkflowRunFn")
+	}
+	return s.FindWorkflowRunFn(ctx, accountID, id)
+}
+
+func (s *WorkflowService) FindWorkflowRuns(ctx context.Context, accountID, name string, f herald.RunFilter) ([]*herald.WorkflowRun, error) {
+	if s.FindWorkflowRunsFn == nil {
+		notSet("WorkflowService.FindWorkflowRunsFn")
+	}
+	return s.FindWorkflowRunsFn(ctx, accountID, name, f)
+}
+
+// WorkflowQueue is a fake herald.WorkflowQueue.
+type WorkflowQueue struct {
+	LeaseWorkflowsFn   func(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Workflow, error)
+	ReleaseWorkflowsFn func(ctx context.Context, owner string) error
+	EnqueueRunsFn      func(ctx context.Context, accountID, workflow, owner string, cursor int64, runs []*herald.WorkflowRun, events []*herald.Event) error
+	ClaimRunsFn        func(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.WorkflowRun, error)
+	SaveRunFn          func(ctx context.Context, r *herald.WorkflowRun, owner string, leaseUntil time.Time, events []*herald.Event) error
+}
+
+var _ herald.WorkflowQueue = (*WorkflowQueue)(nil)
+
+func (q *WorkflowQueue) LeaseWorkflows(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Workflow, error) {
+	if q.LeaseWorkflowsFn == nil {
+		notSet("WorkflowQueue.LeaseWorkflowsFn")
+	}
+	return q.LeaseWorkflowsFn(ctx, owner, now, ttl, max)
+}
+
+func (q *WorkflowQueue) ReleaseWorkflows(ctx context.Context, owner string) error {
+	if q.ReleaseWorkflowsFn == nil {
+		notSet("WorkflowQueue.ReleaseWorkflowsFn")
+	}
+	return q.ReleaseWorkflowsFn(ctx, owner)
+}
+
+func (q *WorkflowQueue) EnqueueRuns(ctx context.Context, accountID, workflow, owner string, cursor int64, runs []*herald.WorkflowRun, events []*herald.Event) error {
+	if q.EnqueueRunsFn == nil {
+		notSet("WorkflowQueue.EnqueueRunsFn")
+	}
+	return q.EnqueueRunsFn(ctx, accountID, workflow, owner, cursor, runs, events)
+}
+
+func (q *WorkflowQueue) ClaimRuns(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.WorkflowRun, error) {
+	if q.ClaimRunsFn == nil {
+		notSet("WorkflowQueue.ClaimRunsFn")
+	}
+	return q.ClaimRunsFn(ctx, owner, now, ttl, max)
+}
+
+func (q *WorkflowQueue) SaveRun(ctx context.Context, r *herald.WorkflowRun, owner string, leaseUntil time.Time, events []*herald.Event) error {
+	if q.SaveRunFn == nil {
+		notSet("WorkflowQueue.SaveRunFn")
+	}
+	return q.SaveRunFn(ctx, r, owner, leaseUntil, events)
+}
+
+// WorkService is a fake herald.WorkService.
+type WorkService struct {
+	CreateWorkFn      func(ctx context.Context, w *herald.Work) error
+	FindWorkFn        func(ctx context.Context, accountID, id string) (*herald.Work, error)
+	FindWorksFn       func(ctx context.Context, accountID, kind string) ([]*herald.Work, error)
+	UpdateWorkFn      func(ctx context.Context, w *herald.Work) error
+	SetWorkStateFn    func(ctx context.Context, accountID, id, state, reason string) error
+	RunWorkNowFn      func(ctx context.Context, accountID, id string, at time.Time) error
+	DeleteWorkFn      func(ctx context.Context, accountID, id string) error
+	FindWorkRecordsFn func(ctx context.Context, accountID, id string, f herald.WorkRecordFilter) ([]*herald.WorkRecord, error)
+}
+
+var _ herald.WorkService = (*WorkService)(nil)
+
+func (s *WorkService) CreateWork(ctx context.Context, w *herald.Work) error {
+	if s.CreateWorkFn == nil {
+		notSet("WorkService.CreateWorkFn")
+	}
+	return s.CreateWorkFn(ctx, w)
+}
+
+func (s *WorkService) FindWork(ctx context.Context, accountID, id string) (*herald.Work, error) {
+	if s.FindWorkFn == nil {
+		notSet("WorkService.FindWorkFn")
+	}
+	return s.FindWorkFn(ctx, accountID, id)
+}
+
+func (s *WorkService) FindWorks(ctx context.Context, accountID, kind string) ([]*herald.Work, error) {
+	if s.FindWorksFn == nil {
+		notSet("WorkService.FindWorksFn")
+	}
+	return s.FindWorksFn(ctx, accountID, kind)
+}
+
+func (s *WorkService) UpdateWork(ctx context.Context, w *herald.Work) error {
+	if s.UpdateWorkFn == nil {
+		notSet("WorkService.UpdateWorkFn")
+	}
+	return s.UpdateWorkFn(ctx, w)
+}
+
+func (s *WorkService) SetWorkState(ctx context.Context, accountID, id, state, reason string) error {
+	if s.SetWorkStateFn == nil {
+		notSet("WorkService.SetWorkStateFn")
+	}
+	return s.SetWorkStateFn(ctx, accountID, id, state, reason)
+}
+
+func (s *WorkService) RunWorkNow(ctx context.Context, accountID, id string, at time.Time) error {
+	if s.RunWorkNowFn == nil {
+		notSet("WorkService.RunWorkNowFn")
+	}
+	return s.RunWorkNowFn(ctx, accountID, id, at)
+}
+
+func (s *WorkService) DeleteWork(ctx context.Context, accountID, id string) error {
+	if s.DeleteWorkFn == nil {
+		notSet("WorkService.DeleteWorkFn")
+	}
+	return s.DeleteWorkFn(ctx, accountID, id)
+}
+
+func (s *WorkService) FindWorkRecords(ctx context.Context, accountID, id string, f herald.WorkRecordFilter) ([]*herald.WorkRecord, error) {
+	if s.FindWorkRecordsFn == nil {
+		notSet("WorkService.FindWorkRecordsFn")
+	}
+	return s.FindWorkRecordsFn(ctx, accountID, id, f)
+}
+
+// WorkQueue is a fake herald.WorkQueue.
+type WorkQueue struct {
+	LeaseWorkFn        func(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Work, error)
+	ReleaseWorkFn      func(ctx context.Context, owner string) error
+	SaveWorkProgressFn func(ctx context.Context, p *herald.WorkProgress) error
+	LastSeqFn          func(ctx context.Context, accountID string) (int64, error)
+}
+
+var _ herald.WorkQueue = (*WorkQueue)(nil)
+
+func (q *WorkQueue) LeaseWork(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Work, error) {
+	if q.LeaseWorkFn == nil {
+		notSet("WorkQueue.LeaseWorkFn")
+	}
+	return q.LeaseWorkFn(ctx, owner, now, ttl, max)
+}
+
+func (q *WorkQueue) ReleaseWork(ctx context.Context, owner string) error {
+	if q.ReleaseWorkFn == nil {
+		notSet("WorkQueue.ReleaseWorkFn")
+	}
+	return q.ReleaseWorkFn(ctx, owner)
+}
+
+func (q *WorkQueue) SaveWorkProgress(ctx context.Context, p *herald.WorkProgress) error {
+	if q.SaveWorkProgressFn == nil {
+		notSet("WorkQueue.SaveWorkProgressFn")
+	}
+	return q.SaveWorkProgressFn(ctx, p)
+}
+
+func (q *WorkQueue) LastSeq(ctx context.Context, accountID string) (int64, error) {
+	if q.LastSeqFn == nil {
+		notSet("WorkQueue.LastSeqFn")
+	}
+	return q.LastSeqFn(ctx, accountID)
+}

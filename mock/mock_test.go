@@ -198,3 +198,110 @@ func TestUnsetFunctionPanicsWithItsName(t *testing.T) {
 	var s mock.EventService
 	_, _ = s.FindEvents(context.Background(), "acme", herald.EventFilter{})
 }
+
+func TestWorkflowAndWorkCallsGoToTheFunctions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var calls []string
+	note := func(name string) { calls = append(calls, name) }
+	flows := &mock.WorkflowService{
+		CreateWorkflowFn: func(context.Context, *herald.Workflow) error { note("CreateWorkflow"); return nil },
+		FindWorkflowFn: func(context.Context, string, string) (*herald.Workflow, error) {
+			note("FindWorkflow")
+			return nil, nil
+		},
+		FindWorkflowsFn:  func(context.Context, string) ([]*herald.Workflow, error) { note("FindWorkflows"); return nil, nil },
+		UpdateWorkflowFn: func(context.Context, *herald.Workflow) error { note("UpdateWorkflow"); return nil },
+		SetWorkflowStateFn: func(context.Context, string, string, string) error {
+			note("SetWorkflowState")
+			return nil
+		},
+		DeleteWorkflowFn: func(context.Context, string, string) error { note("DeleteWorkflow"); return nil },
+		FindWorkflowRunFn: func(context.Context, string, string) (*herald.WorkflowRun, error) {
+			note("FindWorkflowRun")
+			return nil, nil
+		},
+		FindWorkflowRunsFn: func(context.Context, string, string, herald.RunFilter) ([]*herald.WorkflowRun, error) {
+			note("FindWorkflowRuns")
+			return nil, nil
+		},
+	}
+	flowQueue := &mock.WorkflowQueue{
+		LeaseWorkflowsFn: func(context.Context, string, time.Time, time.Duration, int) ([]*herald.Workflow, error) {
+			note("LeaseWorkflows")
+			return nil, nil
+		},
+		ReleaseWorkflowsFn: func(context.Context, string) error { note("ReleaseWorkflows"); return nil },
+		EnqueueRunsFn: func(context.Context, string, string, string, int64, []*herald.WorkflowRun, []*herald.Event) error {
+			note("EnqueueRuns")
+			return nil
+		},
+		ClaimRunsFn: func(context.Context, string, time.Time, time.Duration, int) ([]*herald.WorkflowRun, error) {
+			note("ClaimRuns")
+			return nil, nil
+		},
+		SaveRunFn: func(context.Context, *herald.WorkflowRun, string, time.Time, []*herald.Event) error {
+			note("SaveRun")
+			return nil
+		},
+	}
+	work := &mock.WorkService{
+		CreateWorkFn: func(context.Context, *herald.Work) error { note("CreateWork"); return nil },
+		FindWorkFn:   func(context.Context, string, string) (*herald.Work, error) { note("FindWork"); return nil, nil },
+		FindWorksFn:  func(context.Context, string, string) ([]*herald.Work, error) { note("FindWorks"); return nil, nil },
+		UpdateWorkFn: func(context.Context, *herald.Work) error { note("UpdateWork"); return nil },
+		SetWorkStateFn: func(context.Context, string, string, string, string) error {
+			note("SetWorkState")
+			return nil
+		},
+		RunWorkNowFn: func(context.Context, string, string, time.Time) error { note("RunWorkNow"); return nil },
+		DeleteWorkFn: func(context.Context, string, string) error { note("DeleteWork"); return nil },
+		FindWorkRecordsFn: func(context.Context, string, string, herald.WorkRecordFilter) ([]*herald.WorkRecord, error) {
+			note("FindWorkRecords")
+			return nil, nil
+		},
+	}
+	workQueue := &mock.WorkQueue{
+		LeaseWorkFn: func(context.Context, string, time.Time, time.Duration, int) ([]*herald.Work, error) {
+			note("LeaseWork")
+			return nil, nil
+		},
+		ReleaseWorkFn:      func(context.Context, string) error { note("ReleaseWork"); return nil },
+		SaveWorkProgressFn: func(context.Context, *herald.WorkProgress) error { note("SaveWorkProgress"); return nil },
+		LastSeqFn:          func(context.Context, string) (int64, error) { note("LastSeq"); return 0, nil },
+	}
+
+	_ = flows.CreateWorkflow(ctx, nil)
+	_, _ = flows.FindWorkflow(ctx, "", "")
+	_, _ = flows.FindWorkflows(ctx, "")
+	_ = flows.UpdateWorkflow(ctx, nil)
+	_ = flows.SetWorkflowState(ctx, "", "", "")
+	_ = flows.DeleteWorkflow(ctx, "", "")
+	_, _ = flows.FindWorkflowRun(ctx, "", "")
+	_, _ = flows.FindWorkflowRuns(ctx, "", "", herald.RunFilter{})
+	_, _ = flowQueue.LeaseWorkflows(ctx, "", time.Time{}, 0, 0)
+	_ = flowQueue.ReleaseWorkflows(ctx, "")
+	_ = flowQueue.EnqueueRuns(ctx, "", "", "", 0, nil, nil)
+	_, _ = flowQueue.ClaimRuns(ctx, "", time.Time{}, 0, 0)
+	_ = flowQueue.SaveRun(ctx, nil, "", time.Time{}, nil)
+	_ = work.CreateWork(ctx, nil)
+	_, _ = work.FindWork(ctx, "", "")
+	_, _ = work.FindWorks(ctx, "", "")
+	_ = work.UpdateWork(ctx, nil)
+	_ = work.SetWorkState(ctx, "", "", "", "")
+	_ = work.RunWorkNow(ctx, "", "", time.Time{})
+	_ = work.DeleteWork(ctx, "", "")
+	_, _ = work.FindWorkRecords(ctx, "", "", herald.WorkRecordFilter{})
+	_, _ = workQueue.LeaseWork(ctx, "", time.Time{}, 0, 0)
+	_ = workQueue.ReleaseWork(ctx, "")
+	_ = workQueue.SaveWorkProgress(ctx, nil)
+	_, _ = workQueue.LastSeq(ctx, "")
+
+	want := "CreateWorkflow FindWorkflow FindWorkflows UpdateWorkflow SetWorkflowState DeleteWorkflow FindWorkflowRun FindWorkflowRuns" +
+		" LeaseWorkflows ReleaseWorkflows EnqueueRuns ClaimRuns SaveRun" +
+		" CreateWork FindWork FindWorks UpdateWork SetWorkState RunWorkNow DeleteWork FindWorkRecords" +
+		" LeaseWork ReleaseWork SaveWorkProgress LastSeq"
+	if got := strings.Join(calls, " "); got != want {
+		t.Errorf("calls\n got %s\nwant %s", got, want)
+	}
+}

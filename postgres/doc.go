@@ -1,7 +1,8 @@
 // Package postgres stores Herald's accounts, API keys, events, event types,
 // settings, lifecycles, entity profiles, sessions, visits, subscriptions
-// and the state of their webhook deliveries in PostgreSQL, through pgx.
-// Several Herald processes may share one database.
+// and the state of their webhook deliveries, workflows and their runs, and
+// work jobs in PostgreSQL, through pgx. Several Herald processes may share
+// one database.
 //
 // Open applies the embedded migrations (migrations/*.sql) in one
 // transaction that holds a PostgreSQL advisory lock, and records each in
@@ -151,6 +152,32 @@
 // a recovering SaveDelivery), and a transaction that locks several
 // subscriptions (a renewal) takes them in key order and no account lock.
 // A SaveDelivery that recovers nothing takes a single subscription row.
+//
+// # Workflows and work jobs
+//
+// Workflows and work jobs (exports and alerts) are leased as
+// subscriptions are: LeaseWorkflows and LeaseWork renew an owner's leases
+// in key order, waiting for locks, and take free rows with FOR NO KEY
+// UPDATE SKIP LOCKED. A workflow is leased active or paused (a paused one
+// still moves its cursor); a job only while active. CreateWorkflow and
+// CreateWork read last_seq for the cursor under the account's lock, as
+// CreateSubscription does. A workflow's runs are leased one by one:
+// ClaimRuns takes pending runs that are due, and running ones whose lease
+// ran out, of active workflows, with SKIP LOCKED, so that two runners
+// never get the same run.
+//
+// Each save of an engine (EnqueueRuns, SaveRun, SaveWorkProgress) runs in
+// one transaction that locks the row of its workflow, run or job with FOR
+// NO KEY UPDATE and checks that the owner holds its lease (and, for a
+// job, that it is still active) before it writes: a takeover changes the
+// lease under the same lock, so either the save commits wholly before it,
+// or it reads the new owner and stores nothing (ECONFLICT). When the save
+// carries system events (a run started, a job synced), it takes the
+// account's lock first, as every writer of system events does, then the
+// row's; a save without events takes the row's alone. The order of locks
+// is the one above, so nothing waits in a cycle: account, then one
+// workflow, run or job row; a renewal takes only rows of one table, in
+// key order; ClaimRuns and the takes skip what is locked.
 //
 // # Wake-ups across servers
 //

@@ -41,7 +41,8 @@ const DefaultMaxConns = 8
 // Store is Herald's storage on PostgreSQL: accounts, API keys, events,
 // event types, settings, lifecycles, profiles, sessions, visits, the
 // audit chain of system events, subscriptions and the state of their
-// deliveries. It is safe for concurrent use, also by several processes on
+// deliveries, workflows and their runs, work jobs and their history. It
+// is safe for concurrent use, also by several processes on
 // one database.
 type Store struct {
 	pool *pgxpool.Pool

@@ -134,7 +134,7 @@ func TestOpenConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0001_init", "0002_types_lifecycles_profiles", "0003_sessions_visits_audit", "0004_subscriptions"}; !slices.Equal(versions, want) {
+	if want := []string{"0001_init", "0002_types_lifecycles_profiles", "0003_sessions_visits_audit", "0004_subscriptions", "0005_workflows_work"}; !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations = %v, want %v", versions, want)
 	}
 }

@@ -1,8 +1,8 @@
 // Package sqlite implements Herald's accounts, API keys, events, event
 // types, settings, lifecycles, profiles, sessions, visits, audit chain,
-// subscriptions and webhook delivery state on an embedded SQLite database
-// (modernc.org/sqlite: pure Go, no cgo), so that `herald serve` needs no
-// other service.
+// subscriptions and webhook delivery state, workflows and work jobs on an
+// embedded SQLite database (modernc.org/sqlite: pure Go, no cgo), so that
+// `herald serve` needs no other service.
 //
 // The database runs in WAL mode with synchronous=FULL: a commit that
 // returned is on disk. A Store holds one write connection, so that writes
@@ -31,6 +31,14 @@
 // lease in the same transaction so that a node that lost it records
 // nothing, and writes the subscription's recovered system event, as the
 // subscription changes made through the API write theirs, in its commit.
+//
+// The workflow and work engines keep their state here as well: each
+// workflow's cursor and lease, its runs (one per workflow and triggering
+// event) with their leases, each work job's runtime and lease, and its
+// history. Every save of an engine checks its lease in the transaction
+// that writes, and appends the system events the engine hands it by the
+// same path as the API's changes, so that progress and its record commit
+// together.
 //
 // Commits append to the WAL only; a background goroutine owned by the Store
 // copies the WAL into the database file (checkpoints), so that no request

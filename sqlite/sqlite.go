@@ -56,8 +56,9 @@ type Options struct {
 // herald.AccountService, herald.KeyService, herald.EventService,
 // herald.EventTypeService, herald.SettingsService, herald.LifecycleService,
 // herald.ProfileService, herald.SessionService, herald.VisitService,
-// herald.JourneySweeper, herald.AuditService, herald.SubscriptionService
-// and herald.DeliveryService, and is safe for concurrent use.
+// herald.JourneySweeper, herald.AuditService, herald.SubscriptionService,
+// herald.DeliveryService, herald.WorkflowService, herald.WorkflowQueue,
+// herald.WorkService and herald.WorkQueue, and is safe for concurrent use.
 type Store struct {
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB // several query-only connections

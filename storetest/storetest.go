@@ -30,6 +30,10 @@ type Store interface {
 	herald.AuditService
 	herald.SubscriptionService
 	herald.DeliveryService
+	herald.WorkflowService
+	herald.WorkflowQueue
+	herald.WorkService
+	herald.WorkQueue
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -94,6 +98,15 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"FindAttempts", testFindAttempts},
 		{"PruneAttempts", testPruneAttempts},
 		{"DeliveryFromTwoNodes", testDeliveryFromTwoNodes},
+		{"Workflows", testWorkflows},
+		{"WorkflowLeases", testWorkflowLeases},
+		{"ClaimRuns", testClaimRuns},
+		{"FindWorkflowRuns", testFindWorkflowRuns},
+		{"WorkflowsFromTwoNodes", testWorkflowsFromTwoNodes},
+		{"Work", testWork},
+		{"WorkLeases", testWorkLeases},
+		{"SaveWorkProgress", testSaveWorkProgress},
+		{"WorkFromTwoNodes", testWorkFromTwoNodes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
