@@ -129,3 +129,74 @@ func TestTemplateConcurrent(t *testing.T) {
 		t.Error("the cache compiled the same text twice")
 	}
 }
+
+// TestTemplateRenderWith: steps and alert are bound next to event, null
+// when not given, and the output may be any JSON value.
+func TestTemplateRenderWith(t *testing.T) {
+	t.Parallel()
+	e := storedSystemEvent(t, herald.SystemEvent{
+		AccountID: "acct-1", SubjectType: herald.SubjectWork, SubjectID: "work-7",
+		Verb: herald.VerbFailed, At: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), Notes: "disk full",
+	})
+	vars := Vars{
+		Steps: []byte(`{"notify": {"status": 200}}`),
+		Alert: []byte(`{"name": "failures", "count": 3}`),
+	}
+	for _, tc := range []struct {
+		name, text string
+		e          *herald.Event
+		vars       Vars
+		want       string
+	}{
+		{"all three", `{"s": steps.notify.status, "a": alert.name + " x" + alert.count, "n": event.data.notes}`, e, vars,
+			`{"a":"failures x3","n":"disk full","s":200}`},
+		{"unset vars are null", `[steps, alert]`, e, Vars{}, `[null,null]`},
+		{"no event", `{"e": event, "c": alert.count}`, nil, vars, `{"c":3,"e":null}`},
+		{"a string", `"%s failed: %s" % [event.data.subject_id, event.data.notes]`, e, Vars{}, `"work-7 failed: disk full"`},
+		{"a number", `alert.count * 2`, nil, vars, `6`},
+	} {
+		tmpl, err := Compile(tc.text)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got, err := tmpl.RenderWith(tc.e, tc.vars)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// Render is RenderWith without vars.
+	tmpl, _ := Compile(`{"steps": steps, "alert": alert}`)
+	if got, err := tmpl.Render(e); err != nil || string(got) != `{"alert":null,"steps":null}` {
+		t.Errorf("Render = %s, %v", got, err)
+	}
+	// A position after the prelude is still the template's own.
+	tmpl, _ = Compile("{\n  s: steps.missing\n}")
+	if _, err := tmpl.RenderWith(e, vars); err == nil || !strings.Contains(err.Error(), "Field does not exist: missing at line 2, column 6") {
+		t.Errorf("RenderWith = %v", err)
+	}
+}
+
+// TestTemplateCompileAt: the error names where the template is.
+func TestTemplateCompileAt(t *testing.T) {
+	t.Parallel()
+	var c Templates
+	for _, compile := range []func(string, string) (*Template, error){CompileAt, c.CompileAt} {
+		_, err := compile("/steps/2/input", "{\n  a: nope\n}")
+		e, ok := err.(*herald.Error)
+		if !ok || e.Code != herald.EINVALID || len(e.Fields) != 1 || e.Fields[0].Pointer != "/steps/2/input" ||
+			!strings.Contains(e.Fields[0].Detail, "Unknown variable: nope at line 2, column 6") {
+			t.Errorf("CompileAt = %#v", err)
+		}
+	}
+	// The cache holds a template whatever pointer compiled it.
+	t1, err := c.CompileAt("/alert/target/json_template", slackTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2, _ := c.Compile(slackTemplate); t1 != t2 {
+		t.Error("the cache compiled the same text twice")
+	}
+}
