@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -59,14 +58,7 @@ func (s *Server) findAttempts(w http.ResponseWriter, r *http.Request) error {
 	var f herald.AttemptFilter
 	var limit int
 	p := &queryParser{q: r.URL.Query()}
-	if v, ok := p.q["outcome"]; ok {
-		outcomes := []string{herald.AttemptDelivered, herald.AttemptFailed, herald.AttemptFinal}
-		if slices.Contains(outcomes, v[0]) {
-			f.Outcome = v[0]
-		} else {
-			p.fail("outcome", "must be one of %s", strings.Join(outcomes, ", "))
-		}
-	}
+	p.oneOf("outcome", []string{herald.AttemptDelivered, herald.AttemptFailed, herald.AttemptFinal}, &f.Outcome)
 	p.text("eventId", &f.EventID)
 	p.timeRange("after", "before", &f.After, &f.Before)
 	p.page(&f.BeforeID, &limit)
@@ -95,14 +87,7 @@ func (s *Server) findMessages(w http.ResponseWriter, r *http.Request) error {
 	var f herald.MessageFilter
 	var limit int
 	p := &queryParser{q: r.URL.Query()}
-	if v, ok := p.q["state"]; ok {
-		states := []string{herald.MessageDead, herald.MessageRetrying, herald.MessageWaiting}
-		if slices.Contains(states, v[0]) {
-			f.State = v[0]
-		} else {
-			p.fail("state", "must be one of %s", strings.Join(states, ", "))
-		}
-	}
+	p.oneOf("state", []string{herald.MessageDead, herald.MessageRetrying, herald.MessageWaiting}, &f.State)
 	var eventID string
 	p.text("eventId", &eventID)
 	if eventID != "" {

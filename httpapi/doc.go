@@ -1,10 +1,14 @@
 // Package httpapi serves Herald's HTTP API: the /v1 routes for accounts,
 // keys, events, event types and settings, lifecycles, profiles, sessions,
-// visits, the audit log and webhook subscriptions (with their secrets,
-// attempts, messages and stats), the health and metrics endpoints and the
-// OpenAPI document that describes them. Delivering to the subscriptions is
-// package delivery's; httpapi only checks a template through
-// Config.CompileTemplate.
+// visits, the audit log, webhook subscriptions (with their secrets,
+// attempts, messages and stats), workflows (with their runs) and export and
+// alert jobs (with their history), the health and metrics endpoints and the
+// OpenAPI document that describes them. Delivering to the subscriptions,
+// running the workflows and the jobs are other packages' work; httpapi
+// only checks a definition's templates (Config.CompileTemplate,
+// Config.CompileTemplateAt) and an export's destination
+// (Config.CheckDestination), and tells the engines of a change
+// (Config.WorkflowsChanged, Config.WorkChanged).
 //
 // It adapts HTTP to the service interfaces of package herald and owns what
 // belongs to HTTP alone: authentication by bearer key (with a short-lived
@@ -25,6 +29,9 @@
 //     ("?name/…" for a place within a parameter whose value is JSON or a
 //     list, such as ?system_event_sources/work/0).
 //   - An unknown query parameter is refused with 400, like an unknown field.
+//   - A definition's secrets (SMTP passwords, header values, a DSN's
+//     password) are never answered: they show as herald.Redacted (a DSN
+//     masked), and sent back so on a replace, the stored ones are kept.
 //   - A 500 shows only "internal error (ref …)"; the request's log line
 //     carries the same ref and the real error.
 package httpapi

@@ -46,6 +46,8 @@ type memStore struct {
 	visits     map[herald.Ref]*herald.Visit // by visit id
 	auditHead  map[string]string
 	subs       subscriptionStore
+	flows      workflowStore
+	jobs       workStore
 	// now is the clock of the subscription store (secrets expire by it).
 	now func() time.Time
 
@@ -70,6 +72,8 @@ func newMemStore() *memStore {
 		visits:     map[herald.Ref]*herald.Visit{},
 		auditHead:  map[string]string{},
 		subs:       newSubscriptionStore(),
+		flows:      newWorkflowStore(),
+		jobs:       newWorkStore(),
 		now:        func() time.Time { return testNow },
 		failWith:   map[string]error{},
 	}
@@ -91,6 +95,8 @@ func (m *memStore) config() Config {
 
 		Subscriptions: m.subscriptionService(),
 		Deliveries:    m.deliveryService(),
+		Workflows:     m.workflowService(),
+		Work:          m.workService(),
 	}
 }
 

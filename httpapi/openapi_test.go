@@ -324,6 +324,28 @@ func TestOpenAPIResponses(t *testing.T) {
 		}
 	}
 	huge := strings.Repeat("x", maxEventTypeBytes)
+	flowBody := `{"name":"w1","steps":[{"kind":"webhook","url":"https://example.com/hook","headers":{"X-Key":"k"}}]}`
+	bigDef := `{"description":"` + strings.Repeat("x", maxAdminBodyBytes) + `"}`
+	flowMade := func(e *env) { e.do("POST", "/v1/workflows", e.admin, flowBody).wantStatus(t, 201) }
+	flowPaused := then(flowMade, func(e *env) { e.do("POST", "/v1/workflows/w1/pause", e.admin, "").wantStatus(t, 200) })
+	runMade := then(flowMade, func(e *env) {
+		e.store.addRun("acme", herald.WorkflowRun{ID: "run-1", Workflow: "w1", EventID: "evt-1", Seq: 1, Trigger: herald.TriggerFilter,
+			Depth: 1, State: herald.RunCompleted, CreatedAt: testNow, UpdatedAt: testNow, FinishedAt: &testNow,
+			Steps: []*herald.StepRun{{Name: "1-webhook", Kind: "webhook", State: herald.StepSucceeded, Attempts: 0,
+				Output: json.RawMessage(`{"status":200}`), StartedAt: &testNow, FinishedAt: &testNow}}})
+	})
+	exportBody := `{"name":"hourly","export":{"mode":"batch","every":"1h","destination":{"type":"postgres","dsn":"postgres://u:pw@db.example.com/w","table":"events"}}}`
+	lyticsAlert := `{"config":{"webhook_url":"https://hooks.slack.com/services/T/B/X","system_event_type":"failed"},"workflow":"webhook_system_events"}`
+	exportMade := func(e *env) { e.do("POST", "/v1/exports", e.admin, exportBody).wantStatus(t, 201) }
+	alertMade := func(e *env) { e.do("POST", "/v1/alerts", e.admin, lyticsAlert).wantStatus(t, 201) }
+	exportPaused := then(exportMade, func(e *env) { e.do("POST", "/v1/work/"+e.firstWork("acme")+"/pause", e.admin, "").wantStatus(t, 200) })
+	exportCompleted := then(exportMade, func(e *env) {
+		e.store.setWork("acme", e.firstWork("acme"), func(w *herald.Work) { w.State = herald.WorkCompleted })
+	})
+	recordMade := then(exportMade, func(e *env) {
+		e.store.addRecord("acme", herald.WorkRecord{WorkID: e.firstWork("acme"), Kind: herald.RecordCycle, Number: 1, State: herald.RecordSucceeded,
+			StartedAt: testNow, FinishedAt: testNow, Events: 3, Units: 1, UpTo: 3, Detail: json.RawMessage(`{"table":"events","rows":3}`)})
+	})
 
 	cases := []struct {
 		name   string
@@ -617,6 +639,174 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"stats unknown", nil, "GET", "/v1/subscriptions/sub_nope/stats", readKey, "", 404},
 		{"stats store down", then(subscribed, failing("FindAttempts", storeDown)), "GET", "/v1/subscriptions/{sub}/stats", readKey, "", 500},
 
+		{"workflow created", nil, "POST", "/v1/workflows", adminKey, flowBody, 201},
+		{"workflow invalid", nil, "POST", "/v1/workflows", adminKey, `{"name":"w1","steps":[]}`, 400},
+		{"workflow no key", nil, "POST", "/v1/workflows", noKey, flowBody, 401},
+		{"workflow read key", nil, "POST", "/v1/workflows", readKey, flowBody, 403},
+		{"workflow exists", flowMade, "POST", "/v1/workflows", adminKey, flowBody, 409},
+		{"workflow too large", nil, "POST", "/v1/workflows", adminKey, bigDef, 413},
+		{"workflow store down", failing("CreateWorkflow", storeDown), "POST", "/v1/workflows", adminKey, flowBody, 500},
+
+		{"workflows listed", flowMade, "GET", "/v1/workflows", readKey, "", 200},
+		{"workflows bad parameter", nil, "GET", "/v1/workflows?state=active", readKey, "", 400},
+		{"workflows no key", nil, "GET", "/v1/workflows", noKey, "", 401},
+		{"workflows ingest key", nil, "GET", "/v1/workflows", ingestKey, "", 403},
+		{"workflows store down", failing("FindWorkflows", storeDown), "GET", "/v1/workflows", readKey, "", 500},
+
+		{"workflow found", flowMade, "GET", "/v1/workflows/w1", readKey, "", 200},
+		{"workflow bad parameter", flowMade, "GET", "/v1/workflows/w1?secret=1", readKey, "", 400},
+		{"workflow get no key", flowMade, "GET", "/v1/workflows/w1", noKey, "", 401},
+		{"workflow get ingest key", flowMade, "GET", "/v1/workflows/w1", ingestKey, "", 403},
+		{"workflow not found", nil, "GET", "/v1/workflows/nope", readKey, "", 404},
+		{"workflow get store down", then(flowMade, failing("FindWorkflow", storeDown)), "GET", "/v1/workflows/w1", readKey, "", 500},
+
+		{"workflow replaced", flowMade, "PUT", "/v1/workflows/w1", adminKey, flowBody, 200},
+		{"workflow replace invalid", flowMade, "PUT", "/v1/workflows/w1", adminKey, `{"steps":5}`, 400},
+		{"workflow replace no key", flowMade, "PUT", "/v1/workflows/w1", noKey, flowBody, 401},
+		{"workflow replace read key", flowMade, "PUT", "/v1/workflows/w1", readKey, flowBody, 403},
+		{"workflow replace unknown", nil, "PUT", "/v1/workflows/nope", adminKey, flowBody, 404},
+		{"workflow replace too large", flowMade, "PUT", "/v1/workflows/w1", adminKey, bigDef, 413},
+		{"workflow replace store down", then(flowMade, failing("UpdateWorkflow", storeDown)), "PUT", "/v1/workflows/w1", adminKey, flowBody, 500},
+
+		{"workflow deleted", flowMade, "DELETE", "/v1/workflows/w1", adminKey, "", 204},
+		{"workflow delete bad parameter", flowMade, "DELETE", "/v1/workflows/w1?force=1", adminKey, "", 400},
+		{"workflow delete no key", flowMade, "DELETE", "/v1/workflows/w1", noKey, "", 401},
+		{"workflow delete read key", flowMade, "DELETE", "/v1/workflows/w1", readKey, "", 403},
+		{"workflow delete unknown", nil, "DELETE", "/v1/workflows/nope", adminKey, "", 404},
+		{"workflow delete store down", then(flowMade, failing("DeleteWorkflow", storeDown)), "DELETE", "/v1/workflows/w1", adminKey, "", 500},
+
+		{"workflow paused", flowMade, "POST", "/v1/workflows/w1/pause", adminKey, "", 200},
+		{"workflow pause invalid", flowMade, "POST", "/v1/workflows/w1/pause", adminKey, `{"reason":"x"}`, 400},
+		{"workflow pause no key", flowMade, "POST", "/v1/workflows/w1/pause", noKey, "", 401},
+		{"workflow pause read key", flowMade, "POST", "/v1/workflows/w1/pause", readKey, "", 403},
+		{"workflow pause unknown", nil, "POST", "/v1/workflows/nope/pause", adminKey, "", 404},
+		{"workflow pause too large", flowMade, "POST", "/v1/workflows/w1/pause", adminKey, bigDef, 413},
+		{"workflow pause store down", then(flowMade, failing("SetWorkflowState", storeDown)), "POST", "/v1/workflows/w1/pause", adminKey, "", 500},
+
+		{"workflow resumed", flowPaused, "POST", "/v1/workflows/w1/resume", adminKey, "{}", 200},
+		{"workflow resume invalid", flowPaused, "POST", "/v1/workflows/w1/resume", adminKey, `[]`, 400},
+		{"workflow resume no key", flowPaused, "POST", "/v1/workflows/w1/resume", noKey, "", 401},
+		{"workflow resume read key", flowPaused, "POST", "/v1/workflows/w1/resume", readKey, "", 403},
+		{"workflow resume unknown", nil, "POST", "/v1/workflows/nope/resume", adminKey, "", 404},
+		{"workflow resume too large", flowPaused, "POST", "/v1/workflows/w1/resume", adminKey, bigDef, 413},
+		{"workflow resume store down", then(flowPaused, failing("SetWorkflowState", storeDown)), "POST", "/v1/workflows/w1/resume", adminKey, "", 500},
+
+		{"workflow secret", flowMade, "GET", "/v1/workflows/w1/secret", adminKey, "", 200},
+		{"workflow secret bad parameter", flowMade, "GET", "/v1/workflows/w1/secret?all=1", adminKey, "", 400},
+		{"workflow secret no key", flowMade, "GET", "/v1/workflows/w1/secret", noKey, "", 401},
+		{"workflow secret read key", flowMade, "GET", "/v1/workflows/w1/secret", readKey, "", 403},
+		{"workflow secret unknown", nil, "GET", "/v1/workflows/nope/secret", adminKey, "", 404},
+		{"workflow secret store down", then(flowMade, failing("FindWorkflow", storeDown)), "GET", "/v1/workflows/w1/secret", adminKey, "", 500},
+
+		{"runs found", runMade, "GET", "/v1/workflows/w1/runs?state=completed&limit=10", readKey, "", 200},
+		{"runs bad filter", runMade, "GET", "/v1/workflows/w1/runs?state=done", readKey, "", 400},
+		{"runs no key", runMade, "GET", "/v1/workflows/w1/runs", noKey, "", 401},
+		{"runs ingest key", runMade, "GET", "/v1/workflows/w1/runs", ingestKey, "", 403},
+		{"runs unknown", nil, "GET", "/v1/workflows/nope/runs", readKey, "", 404},
+		{"runs store down", then(runMade, failing("FindWorkflowRuns", storeDown)), "GET", "/v1/workflows/w1/runs", readKey, "", 500},
+
+		{"run found", runMade, "GET", "/v1/workflows/w1/runs/run-1", readKey, "", 200},
+		{"run bad parameter", runMade, "GET", "/v1/workflows/w1/runs/run-1?steps=1", readKey, "", 400},
+		{"run no key", runMade, "GET", "/v1/workflows/w1/runs/run-1", noKey, "", 401},
+		{"run ingest key", runMade, "GET", "/v1/workflows/w1/runs/run-1", ingestKey, "", 403},
+		{"run unknown", flowMade, "GET", "/v1/workflows/w1/runs/run-nope", readKey, "", 404},
+		{"run store down", then(runMade, failing("FindWorkflowRun", storeDown)), "GET", "/v1/workflows/w1/runs/run-1", readKey, "", 500},
+
+		{"export created", nil, "POST", "/v1/exports", adminKey, exportBody, 201},
+		{"export invalid", nil, "POST", "/v1/exports", adminKey, `{"export":{"mode":"daily"}}`, 400},
+		{"export no key", nil, "POST", "/v1/exports", noKey, exportBody, 401},
+		{"export read key", nil, "POST", "/v1/exports", readKey, exportBody, 403},
+		{"export too large", nil, "POST", "/v1/exports", adminKey, bigDef, 413},
+		{"export store down", failing("CreateWork", storeDown), "POST", "/v1/exports", adminKey, exportBody, 500},
+
+		{"exports listed", exportMade, "GET", "/v1/exports", readKey, "", 200},
+		{"exports bad parameter", nil, "GET", "/v1/exports?kind=export", readKey, "", 400},
+		{"exports no key", nil, "GET", "/v1/exports", noKey, "", 401},
+		{"exports ingest key", nil, "GET", "/v1/exports", ingestKey, "", 403},
+		{"exports store down", failing("FindWorks", storeDown), "GET", "/v1/exports", readKey, "", 500},
+
+		{"alert created", nil, "POST", "/v1/alerts", adminKey, lyticsAlert, 201},
+		{"alert invalid", nil, "POST", "/v1/alerts", adminKey, `{"alert":{"threshold":0.5}}`, 400},
+		{"alert no key", nil, "POST", "/v1/alerts", noKey, lyticsAlert, 401},
+		{"alert read key", nil, "POST", "/v1/alerts", readKey, lyticsAlert, 403},
+		{"alert too large", nil, "POST", "/v1/alerts", adminKey, bigDef, 413},
+		{"alert store down", failing("CreateWork", storeDown), "POST", "/v1/alerts", adminKey, lyticsAlert, 500},
+
+		{"alerts listed", alertMade, "GET", "/v1/alerts", readKey, "", 200},
+		{"alerts bad parameter", nil, "GET", "/v1/alerts?kind=alert", readKey, "", 400},
+		{"alerts no key", nil, "GET", "/v1/alerts", noKey, "", 401},
+		{"alerts ingest key", nil, "GET", "/v1/alerts", ingestKey, "", 403},
+		{"alerts store down", failing("FindWorks", storeDown), "GET", "/v1/alerts", readKey, "", 500},
+
+		{"jobs listed", then(exportMade, alertMade), "GET", "/v1/work?kind=export", readKey, "", 200},
+		{"jobs bad kind", nil, "GET", "/v1/work?kind=import", readKey, "", 400},
+		{"jobs no key", nil, "GET", "/v1/work", noKey, "", 401},
+		{"jobs ingest key", nil, "GET", "/v1/work", ingestKey, "", 403},
+		{"jobs store down", failing("FindWorks", storeDown), "GET", "/v1/work", readKey, "", 500},
+
+		{"job found", exportMade, "GET", "/v1/work/{work}", readKey, "", 200},
+		{"job bad parameter", exportMade, "GET", "/v1/work/{work}?secret=1", readKey, "", 400},
+		{"job get no key", exportMade, "GET", "/v1/work/{work}", noKey, "", 401},
+		{"job get ingest key", exportMade, "GET", "/v1/work/{work}", ingestKey, "", 403},
+		{"job not found", nil, "GET", "/v1/work/work_nope", readKey, "", 404},
+		{"job get store down", then(exportMade, failing("FindWork", storeDown)), "GET", "/v1/work/{work}", readKey, "", 500},
+
+		{"job replaced", exportMade, "PUT", "/v1/work/{work}", adminKey, exportBody, 200},
+		{"job replace invalid", exportMade, "PUT", "/v1/work/{work}", adminKey, `{"export":{"mode":"daily"}}`, 400},
+		{"job replace no key", exportMade, "PUT", "/v1/work/{work}", noKey, exportBody, 401},
+		{"job replace read key", exportMade, "PUT", "/v1/work/{work}", readKey, exportBody, 403},
+		{"job replace unknown", nil, "PUT", "/v1/work/work_nope", adminKey, exportBody, 404},
+		{"job replace too large", exportMade, "PUT", "/v1/work/{work}", adminKey, bigDef, 413},
+		{"job replace store down", then(exportMade, failing("UpdateWork", storeDown)), "PUT", "/v1/work/{work}", adminKey, exportBody, 500},
+
+		{"job deleted", exportMade, "DELETE", "/v1/work/{work}", adminKey, "", 204},
+		{"job delete bad parameter", exportMade, "DELETE", "/v1/work/{work}?force=1", adminKey, "", 400},
+		{"job delete no key", exportMade, "DELETE", "/v1/work/{work}", noKey, "", 401},
+		{"job delete read key", exportMade, "DELETE", "/v1/work/{work}", readKey, "", 403},
+		{"job delete unknown", nil, "DELETE", "/v1/work/work_nope", adminKey, "", 404},
+		{"job delete store down", then(exportMade, failing("DeleteWork", storeDown)), "DELETE", "/v1/work/{work}", adminKey, "", 500},
+
+		{"job paused", exportMade, "POST", "/v1/work/{work}/pause", adminKey, `{"reason":"maintenance"}`, 200},
+		{"job pause invalid", exportMade, "POST", "/v1/work/{work}/pause", adminKey, `{"reason":5}`, 400},
+		{"job pause no key", exportMade, "POST", "/v1/work/{work}/pause", noKey, "", 401},
+		{"job pause read key", exportMade, "POST", "/v1/work/{work}/pause", readKey, "", 403},
+		{"job pause unknown", nil, "POST", "/v1/work/work_nope/pause", adminKey, "", 404},
+		{"job pause completed", exportCompleted, "POST", "/v1/work/{work}/pause", adminKey, "", 409},
+		{"job pause too large", exportMade, "POST", "/v1/work/{work}/pause", adminKey, bigDef, 413},
+		{"job pause store down", then(exportMade, failing("SetWorkState", storeDown)), "POST", "/v1/work/{work}/pause", adminKey, "", 500},
+
+		{"job resumed", exportPaused, "POST", "/v1/work/{work}/resume", adminKey, "", 200},
+		{"job resume invalid", exportPaused, "POST", "/v1/work/{work}/resume", adminKey, `{"why":"x"}`, 400},
+		{"job resume no key", exportPaused, "POST", "/v1/work/{work}/resume", noKey, "", 401},
+		{"job resume read key", exportPaused, "POST", "/v1/work/{work}/resume", readKey, "", 403},
+		{"job resume unknown", nil, "POST", "/v1/work/work_nope/resume", adminKey, "", 404},
+		{"job resume completed", exportCompleted, "POST", "/v1/work/{work}/resume", adminKey, "", 409},
+		{"job resume too large", exportPaused, "POST", "/v1/work/{work}/resume", adminKey, bigDef, 413},
+		{"job resume store down", then(exportPaused, failing("SetWorkState", storeDown)), "POST", "/v1/work/{work}/resume", adminKey, "", 500},
+
+		{"job run", exportMade, "POST", "/v1/work/{work}/run", adminKey, "", 202},
+		{"job run invalid", exportMade, "POST", "/v1/work/{work}/run", adminKey, `{"now":true}`, 400},
+		{"job run no key", exportMade, "POST", "/v1/work/{work}/run", noKey, "", 401},
+		{"job run read key", exportMade, "POST", "/v1/work/{work}/run", readKey, "", 403},
+		{"job run unknown", nil, "POST", "/v1/work/work_nope/run", adminKey, "", 404},
+		{"job run alert", alertMade, "POST", "/v1/work/{work}/run", adminKey, "", 409},
+		{"job run too large", exportMade, "POST", "/v1/work/{work}/run", adminKey, bigDef, 413},
+		{"job run store down", then(exportMade, failing("RunWorkNow", storeDown)), "POST", "/v1/work/{work}/run", adminKey, "", 500},
+
+		{"history found", recordMade, "GET", "/v1/work/{work}/history?limit=10", readKey, "", 200},
+		{"history bad filter", recordMade, "GET", "/v1/work/{work}/history?before=x", readKey, "", 400},
+		{"history no key", recordMade, "GET", "/v1/work/{work}/history", noKey, "", 401},
+		{"history ingest key", recordMade, "GET", "/v1/work/{work}/history", ingestKey, "", 403},
+		{"history unknown", nil, "GET", "/v1/work/work_nope/history", readKey, "", 404},
+		{"history store down", then(recordMade, failing("FindWorkRecords", storeDown)), "GET", "/v1/work/{work}/history", readKey, "", 500},
+
+		{"job secret", exportMade, "GET", "/v1/work/{work}/secret", adminKey, "", 200},
+		{"job secret bad parameter", exportMade, "GET", "/v1/work/{work}/secret?all=1", adminKey, "", 400},
+		{"job secret no key", exportMade, "GET", "/v1/work/{work}/secret", noKey, "", 401},
+		{"job secret read key", exportMade, "GET", "/v1/work/{work}/secret", readKey, "", 403},
+		{"job secret unknown", nil, "GET", "/v1/work/work_nope/secret", adminKey, "", 404},
+		{"job secret store down", then(exportMade, failing("FindWork", storeDown)), "GET", "/v1/work/{work}/secret", adminKey, "", 500},
+
 		{"openapi", nil, "GET", "/v1/openapi.json", noKey, "", 200},
 		{"openapi bad parameter", nil, "GET", "/v1/openapi.json?v=2", noKey, "", 400},
 		{"healthy", nil, "GET", "/healthz", noKey, "", 200},
@@ -636,6 +826,7 @@ func TestOpenAPIResponses(t *testing.T) {
 				}
 				path := strings.ReplaceAll(c.path, "{visit}", e.firstVisit("acme"))
 				path = strings.ReplaceAll(path, "{sub}", e.firstSubscription("acme"))
+				path = strings.ReplaceAll(path, "{work}", e.firstWork("acme"))
 				r := e.do(c.method, path, c.key(e), c.body).wantStatus(t, c.want)
 				if r.status == 500 {
 					checkInternal(t, e, r, storeDown.Error())

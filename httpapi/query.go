@@ -97,6 +97,18 @@ func (p *queryParser) text(name string, to *string) {
 	}
 }
 
+// oneOf reads a parameter that takes one of values into to.
+func (p *queryParser) oneOf(name string, values []string, to *string) {
+	v, ok := p.q[name]
+	switch {
+	case !ok:
+	case slices.Contains(values, v[0]):
+		*to = v[0]
+	default:
+		p.fail(name, "must be one of %s", strings.Join(values, ", "))
+	}
+}
+
 // optionalBool reads true or false into to, left nil when absent.
 func (p *queryParser) optionalBool(name string, to **bool) {
 	v, ok := p.q[name]
@@ -140,7 +152,6 @@ func (p *queryParser) timeRange(afterName, beforeName string, after, before *tim
 // page reads where a page starts (afterSeq, or the cursor next, which
 // wins) and how long it is (limit).
 func (p *queryParser) page(afterSeq *int64, limit *int) {
-	*limit = defaultPageSize
 	if v, ok := p.q["afterSeq"]; ok {
 		n, err := strconv.ParseInt(v[0], 10, 64)
 		if err != nil || n < 0 {
@@ -149,20 +160,27 @@ func (p *queryParser) page(afterSeq *int64, limit *int) {
 			*afterSeq = n
 		}
 	}
-	if v, ok := p.q["limit"]; ok {
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 1 || n > maxPageSize {
-			p.fail("limit", "must be an integer from 1 to %d", maxPageSize)
-		} else {
-			*limit = n
-		}
-	}
+	p.limit(defaultPageSize, maxPageSize, limit)
 	if v, ok := p.q["next"]; ok {
 		seq, ok := decodeCursor(v[0])
 		if ok {
 			*afterSeq = seq // the cursor wins over afterSeq
 		} else {
 			p.fail("next", "is not a cursor this API returned: pass the next value of the previous page unchanged")
+		}
+	}
+}
+
+// limit reads how long a page is: def when limit is absent, at most
+// most.
+func (p *queryParser) limit(def, most int, to *int) {
+	*to = def
+	if v, ok := p.q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > most {
+			p.fail("limit", "must be an integer from 1 to %d", most)
+		} else {
+			*to = n
 		}
 	}
 }
@@ -225,6 +243,19 @@ func pageOf[T any](list []T, limit int, from int64, seqOf func(T) int64, view fu
 		items[i] = view(x)
 	}
 	return items, hasMore, encodeCursor(from)
+}
+
+// cutPage cuts list, found with a limit one greater than limit, to one
+// page of a list that pages by ?before=: the items, and, when more
+// follow, what to pass as before for them (the last item's id).
+func cutPage[T any](list []T, limit int, idOf func(T) string) (items []T, next string, hasMore bool) {
+	if len(list) > limit {
+		list, next, hasMore = list[:limit], idOf(list[limit-1]), true
+	}
+	if list == nil {
+		list = []T{}
+	}
+	return list, next, hasMore
 }
 
 func encodeCursor(seq int64) string {

@@ -48,6 +48,29 @@ type Config struct {
 	// /json_template, is the answer. Nil: every template is accepted (the
 	// delivery engine then reports a bad one in its attempts).
 	CompileTemplate func(src string) error
+	// Workflows serves /v1/workflows: the workflows with their secrets,
+	// and their runs.
+	Workflows herald.WorkflowService
+	// Work serves /v1/work, /v1/exports and /v1/alerts: the export and
+	// alert jobs with their secrets, and their history.
+	Work herald.WorkService
+	// CompileTemplateAt checks each Jsonnet program of a workflow or a
+	// job (herald.Template) when it is created or replaced; its error,
+	// an EINVALID *herald.Error naming pointer, is the answer. Nil: every
+	// program is accepted (the engines then report a bad one when they
+	// run it).
+	CompileTemplateAt func(pointer, text string) error
+	// CheckDestination checks what the root package cannot of an
+	// export's destination (that its DSN is one the PostgreSQL driver
+	// takes); its error, an EINVALID *herald.Error naming the field, is
+	// the answer. Nil: the root package's rules alone.
+	CheckDestination func(d *herald.Destination) error
+	// WorkflowsChanged and WorkChanged are called after the API changed a
+	// workflow or a job (created, replaced, paused, resumed, asked to run
+	// now, deleted), so that the engines can take the change up at once
+	// rather than at their next poll. Nil: nothing is called.
+	WorkflowsChanged func()
+	WorkChanged      func()
 	// Catalog validates ingested events and serves the types and settings
 	// routes. Nil: one over EventTypes and Settings, with Now as its
 	// clock. Pass the one the rest of the process uses, so that a change
@@ -93,6 +116,12 @@ type Server struct {
 	subs       herald.SubscriptionService
 	deliveries herald.DeliveryService
 	compile    func(src string) error
+	workflows  herald.WorkflowService
+	work       herald.WorkService
+	compileAt  func(pointer, text string) error
+	checkDest  func(d *herald.Destination) error
+	onFlows    func() // Config.WorkflowsChanged, never nil
+	onWork     func() // Config.WorkChanged, never nil
 	catalog    *catalog.Catalog
 	appender   Appender
 	ping       func(ctx context.Context) error
@@ -119,6 +148,7 @@ func NewServer(cfg Config) *Server {
 		{"Lifecycles", cfg.Lifecycles != nil}, {"Profiles", cfg.Profiles != nil},
 		{"Sessions", cfg.Sessions != nil}, {"Visits", cfg.Visits != nil}, {"Audit", cfg.Audit != nil},
 		{"Subscriptions", cfg.Subscriptions != nil}, {"Deliveries", cfg.Deliveries != nil},
+		{"Workflows", cfg.Workflows != nil}, {"Work", cfg.Work != nil},
 	} {
 		if !f.set {
 			missing = append(missing, "Config."+f.name)
@@ -139,6 +169,12 @@ func NewServer(cfg Config) *Server {
 		subs:       cfg.Subscriptions,
 		deliveries: cfg.Deliveries,
 		compile:    cfg.CompileTemplate,
+		workflows:  cfg.Workflows,
+		work:       cfg.Work,
+		compileAt:  cfg.CompileTemplateAt,
+		checkDest:  cfg.CheckDestination,
+		onFlows:    cfg.WorkflowsChanged,
+		onWork:     cfg.WorkChanged,
 		catalog:    cfg.Catalog,
 		appender:   cfg.Appender,
 		ping:       cfg.Ping,
@@ -152,6 +188,12 @@ func NewServer(cfg Config) *Server {
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.onFlows == nil {
+		s.onFlows = func() {}
+	}
+	if s.onWork == nil {
+		s.onWork = func() {}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -256,6 +298,29 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/subscriptions/{id}/messages", scope: herald.ScopeRead, params: messageQueryParams, handle: s.findMessages},
 		{method: "POST", path: "/v1/subscriptions/{id}/retry", scope: herald.ScopeAdmin, handle: s.retryMessages},
 		{method: "GET", path: "/v1/subscriptions/{id}/stats", scope: herald.ScopeRead, params: []string{"window"}, handle: s.subscriptionStats},
+		{method: "POST", path: "/v1/workflows", scope: herald.ScopeAdmin, handle: s.createWorkflow},
+		{method: "GET", path: "/v1/workflows", scope: herald.ScopeRead, handle: s.listWorkflows},
+		{method: "GET", path: "/v1/workflows/{name}", scope: herald.ScopeRead, handle: s.getWorkflow},
+		{method: "PUT", path: "/v1/workflows/{name}", scope: herald.ScopeAdmin, handle: s.putWorkflow},
+		{method: "DELETE", path: "/v1/workflows/{name}", scope: herald.ScopeAdmin, handle: s.deleteWorkflow},
+		{method: "POST", path: "/v1/workflows/{name}/pause", scope: herald.ScopeAdmin, handle: s.pauseWorkflow},
+		{method: "POST", path: "/v1/workflows/{name}/resume", scope: herald.ScopeAdmin, handle: s.resumeWorkflow},
+		{method: "GET", path: "/v1/workflows/{name}/secret", scope: herald.ScopeAdmin, handle: s.getWorkflowSecret},
+		{method: "GET", path: "/v1/workflows/{name}/runs", scope: herald.ScopeRead, params: runQueryParams, handle: s.findRuns},
+		{method: "GET", path: "/v1/workflows/{name}/runs/{id}", scope: herald.ScopeRead, handle: s.getRun},
+		{method: "POST", path: "/v1/exports", scope: herald.ScopeAdmin, handle: s.createExport},
+		{method: "GET", path: "/v1/exports", scope: herald.ScopeRead, handle: s.listExports},
+		{method: "POST", path: "/v1/alerts", scope: herald.ScopeAdmin, handle: s.createAlert},
+		{method: "GET", path: "/v1/alerts", scope: herald.ScopeRead, handle: s.listAlerts},
+		{method: "GET", path: "/v1/work", scope: herald.ScopeRead, params: []string{"kind"}, handle: s.listWork},
+		{method: "GET", path: "/v1/work/{id}", scope: herald.ScopeRead, handle: s.getWork},
+		{method: "PUT", path: "/v1/work/{id}", scope: herald.ScopeAdmin, handle: s.putWork},
+		{method: "DELETE", path: "/v1/work/{id}", scope: herald.ScopeAdmin, handle: s.deleteWork},
+		{method: "POST", path: "/v1/work/{id}/pause", scope: herald.ScopeAdmin, handle: s.pauseWork},
+		{method: "POST", path: "/v1/work/{id}/resume", scope: herald.ScopeAdmin, handle: s.resumeWork},
+		{method: "POST", path: "/v1/work/{id}/run", scope: herald.ScopeAdmin, handle: s.runWork},
+		{method: "GET", path: "/v1/work/{id}/history", scope: herald.ScopeRead, params: historyQueryParams, handle: s.findWorkHistory},
+		{method: "GET", path: "/v1/work/{id}/secret", scope: herald.ScopeAdmin, handle: s.getWorkSecret},
 		{method: "GET", path: "/v1/openapi.json", handle: s.openAPI},
 		{method: "GET", path: "/healthz", anyParams: true, handle: s.health},
 		{method: "GET", path: "/metrics", anyParams: true, handle: s.serveMetrics},

@@ -16,10 +16,6 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// lyticsWorkflow is the Lytics workflow whose job config POST
-// /v1/subscriptions takes as it is.
-const lyticsWorkflow = "webhook_system_events"
-
 // replayFromStart is the cursor httpapi hands CreateSubscription for a
 // replay of the whole log (from=1): a Cursor of 0 already means "from now
 // on" there, so "before seq 1" needs a value of its own. The store keeps
@@ -42,32 +38,6 @@ var subscriptionReadOnly = []string{"id", "state", "stateReason", "failingSince"
 
 // filterMembers are the keys of a filter.
 var filterMembers = jsonNames(reflect.TypeFor[herald.Filter]())
-
-// lyticsMembers are the members of a Lytics job body, and
-// lyticsConfigMembers those of its config.
-var (
-	lyticsMembers       = []string{"config", "workflow"}
-	lyticsConfigMembers = jsonNames(reflect.TypeFor[lyticsConfig]())
-)
-
-// lyticsConfig is the config of a Lytics webhook_system_events job.
-type lyticsConfig struct {
-	SystemEventType          string              `json:"system_event_type"`
-	SystemEventMultipleTypes []string            `json:"system_event_multiple_types"`
-	SystemEventSources       map[string][]string `json:"system_event_sources"`
-	WebhookURL               string              `json:"webhook_url"`
-	Headers                  json.RawMessage     `json:"headers"`
-	JSONTemplate             string              `json:"json_template"`
-}
-
-// lyticsPointers maps the pointers of a subscription's fields to where a
-// Lytics job body has them.
-var lyticsPointers = []struct{ from, to string }{
-	{"/url", "/config/webhook_url"},
-	{"/filter/", "/config/"},
-	{"/headers", "/config/headers"},
-	{"/json_template", "/config/json_template"},
-}
 
 // jsonNames lists the JSON member names of a struct type.
 func jsonNames(t reflect.Type) []string {
@@ -106,16 +76,11 @@ type subscriptionList struct {
 // put, the members Herald sets are ignored rather than refused. It
 // returns the raw members too, for the checks only PUT makes.
 func (s *Server) readSubscription(w http.ResponseWriter, r *http.Request, put bool) (*herald.Subscription, map[string]json.RawMessage, error) {
-	var members map[string]json.RawMessage
-	if err := decodeJSONUpTo(w, r, maxAdminBodyBytes, "a subscription", &members); err != nil {
+	members, err := readMembers(w, r, "a subscription")
+	if err != nil {
 		return nil, nil, err
 	}
-	if members == nil { // null
-		return nil, nil, herald.FieldErrorf("", "must be a JSON object")
-	}
-	_, hasConfig := members["config"]
-	_, hasWorkflow := members["workflow"]
-	lytics := hasConfig || hasWorkflow
+	lytics := isLyticsJob(members)
 	var (
 		sub  *herald.Subscription
 		errs []herald.FieldError
@@ -276,104 +241,33 @@ func decodeDuration(raw json.RawMessage, pointer string) (herald.Duration, *hera
 	return d, nil
 }
 
-// decodeLytics decodes a Lytics job body, {"config": {...}, "workflow":
-// "webhook_system_events"}, into the subscription it stands for: its
-// filter keys select system events (origin system), and webhook_url,
-// headers and json_template are the subscription's own.
-func decodeLytics(members map[string]json.RawMessage) (*herald.Subscription, []herald.FieldError) {
-	errs := checkMembers(members, "", lyticsMembers, func(string) string {
-		return "unknown field (a Lytics job body has only config and workflow)"
-	})
-	var workflow string
-	raw, ok := members["workflow"]
-	switch {
-	case !ok:
-		errs = append(errs, herald.FieldError{Pointer: "/workflow", Detail: fmt.Sprintf("is required: %q", lyticsWorkflow)})
-	case decodeAt(raw, "/workflow", &workflow) != nil || workflow != lyticsWorkflow:
-		errs = append(errs, herald.FieldError{Pointer: "/workflow", Detail: fmt.Sprintf("must be %q, the Lytics workflow Herald takes", lyticsWorkflow)})
-	}
-	var c lyticsConfig
-	raw, ok = members["config"]
-	if !ok {
-		errs = append(errs, herald.FieldError{Pointer: "/config", Detail: "is required: the job's config, with webhook_url and the filter keys"})
-		return nil, errs
-	}
-	config, fe := decodeObject(raw, "/config")
-	if fe != nil {
-		return nil, append(errs, *fe)
-	}
-	if cErrs := checkMembers(config, "/config", lyticsConfigMembers, func(string) string {
-		return "unknown field (a webhook_system_events config has " + strings.Join(lyticsConfigMembers, ", ") + ")"
-	}); len(cErrs) > 0 {
-		return nil, append(errs, cErrs...)
-	}
-	if fe := decodeAt(raw, "/config", &c); fe != nil {
-		return nil, append(errs, *fe)
-	}
-	headers, hErrs := decodeHeaders(c.Headers, "/config/headers")
-	errs = append(errs, hErrs...)
-	sub := &herald.Subscription{
-		URL:          c.WebhookURL,
-		Headers:      headers,
-		JSONTemplate: c.JSONTemplate,
-		Filter: herald.Filter{
-			SystemEventType:          c.SystemEventType,
-			SystemEventMultipleTypes: c.SystemEventMultipleTypes,
-			SystemEventSources:       c.SystemEventSources,
-			Origin:                   herald.OriginSystem,
-		},
-	}
-	return sub, errs
-}
-
 // checkSubscription checks sub by its rules and compiles its template,
 // naming every field at fault after those that did not decode (decoded);
 // a rule broken by a field that did not decode is not named again. For a
 // Lytics job body, the fields are named where that body has them.
 func (s *Server) checkSubscription(sub *herald.Subscription, lytics bool, decoded []herald.FieldError) error {
-	var ruled []herald.FieldError
-	if err := sub.Validate(); err != nil {
-		var e *herald.Error
-		if !errors.As(err, &e) {
-			return fmt.Errorf("validate subscription: %w", err)
-		}
-		ruled = append(ruled, e.Fields...)
+	ruled, err := ruleErrors(sub.Validate(), "subscription")
+	if err != nil {
+		return err
 	}
 	if sub.JSONTemplate != "" && s.compile != nil {
 		if err := s.compile(sub.JSONTemplate); err != nil {
 			var e *herald.Error
-			switch {
-			case errors.As(err, &e) && e.Code != herald.EINVALID:
-				return err
-			case e != nil && len(decoded) == 0 && len(ruled) == 0 && !lytics:
+			if errors.As(err, &e) && e.Code == herald.EINVALID && len(decoded) == 0 && len(ruled) == 0 && !lytics {
 				return e // the compiler's own words
-			case e != nil && len(e.Fields) > 0:
-				ruled = append(ruled, e.Fields...)
-			case e != nil:
-				ruled = append(ruled, herald.FieldError{Pointer: "/json_template", Detail: e.Message})
-			default:
-				ruled = append(ruled, herald.FieldError{Pointer: "/json_template", Detail: "does not compile: " + err.Error()})
 			}
+			fe, err := templateErrors(err, "/json_template")
+			if err != nil {
+				return err
+			}
+			ruled = append(ruled, fe...)
 		}
 	}
-	errs := slices.Clone(decoded)
-	for _, fe := range ruled {
-		if lytics {
-			for _, m := range lyticsPointers {
-				if rest, ok := strings.CutPrefix(fe.Pointer, m.from); ok {
-					fe.Pointer = m.to + rest
-					break
-				}
-			}
-		}
-		undecoded := slices.ContainsFunc(decoded, func(d herald.FieldError) bool {
-			return fe.Pointer == d.Pointer || strings.HasPrefix(fe.Pointer, d.Pointer+"/")
-		})
-		if !undecoded {
-			errs = append(errs, fe)
-		}
+	move := unmoved
+	if lytics {
+		move = lyticsSubscriptionPointers.move
 	}
-	return fieldErrors(errs)
+	return fieldErrors(joinErrors(decoded, ruled, move))
 }
 
 // parseFrom reads ?from=: a seq (an integer) or an RFC 3339 time.
