@@ -7,16 +7,34 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// notifier is told which account stored events, so the deliverers of its
-// subscriptions look at once instead of at their next poll.
+// notifier is told which account stored events, so the readers of its
+// log (deliverers, workflow triggers, export and alert jobs) look at once
+// instead of at their next poll; Refresh asks it to look at what it holds.
 type notifier interface {
 	Notify(accountID string)
 	Refresh()
 }
 
+// engines passes each word on to every engine that reads the log. It is
+// filled before any of them starts.
+type engines []notifier
+
+func (es *engines) Notify(accountID string) {
+	for _, e := range *es {
+		e.Notify(accountID)
+	}
+}
+
+func (es *engines) Refresh() {
+	for _, e := range *es {
+		e.Refresh()
+	}
+}
+
 // notifyingStore is the store with every write that stores events (a
-// batch, a system event of a change, a sweep) followed by a word to the
-// delivery engine. Reads and delivery bookkeeping pass straight through.
+// batch, a system event of a change or of an engine's progress, a sweep)
+// followed by a word to the engines. Reads and bookkeeping that store no
+// event pass straight through.
 type notifyingStore struct {
 	store
 	n notifier
@@ -29,8 +47,8 @@ func (s notifyingStore) done(accountID string, err error) error {
 	return err
 }
 
-// changed is done for a change to a subscription: the engine takes it up
-// at once.
+// changed is done for a change to a subscription, a workflow or a job:
+// the engines take it up at once.
 func (s notifyingStore) changed(accountID string, err error) error {
 	if err == nil {
 		s.n.Refresh()
@@ -119,4 +137,60 @@ func (s notifyingStore) RotateSigningSecret(ctx context.Context, accountID, id, 
 func (s notifyingStore) RetryMessages(ctx context.Context, accountID, id string, f herald.MessageFilter, now time.Time) (int, error) {
 	n, err := s.store.RetryMessages(ctx, accountID, id, f, now)
 	return n, s.changed(accountID, err)
+}
+
+// done for the engines' own saves: they store events only sometimes.
+func (s notifyingStore) saved(accountID string, events []*herald.Event, err error) error {
+	if len(events) == 0 {
+		return err
+	}
+	return s.done(accountID, err)
+}
+
+func (s notifyingStore) CreateWorkflow(ctx context.Context, w *herald.Workflow) error {
+	return s.changed(w.AccountID, s.store.CreateWorkflow(ctx, w))
+}
+
+func (s notifyingStore) UpdateWorkflow(ctx context.Context, w *herald.Workflow) error {
+	return s.changed(w.AccountID, s.store.UpdateWorkflow(ctx, w))
+}
+
+func (s notifyingStore) SetWorkflowState(ctx context.Context, accountID, name, state string) error {
+	return s.changed(accountID, s.store.SetWorkflowState(ctx, accountID, name, state))
+}
+
+func (s notifyingStore) DeleteWorkflow(ctx context.Context, accountID, name string) error {
+	return s.changed(accountID, s.store.DeleteWorkflow(ctx, accountID, name))
+}
+
+func (s notifyingStore) EnqueueRuns(ctx context.Context, accountID, workflow, owner string, cursor int64, runs []*herald.WorkflowRun, events []*herald.Event) error {
+	return s.saved(accountID, events, s.store.EnqueueRuns(ctx, accountID, workflow, owner, cursor, runs, events))
+}
+
+func (s notifyingStore) SaveRun(ctx context.Context, r *herald.WorkflowRun, owner string, leaseUntil time.Time, events []*herald.Event) error {
+	return s.saved(r.AccountID, events, s.store.SaveRun(ctx, r, owner, leaseUntil, events))
+}
+
+func (s notifyingStore) CreateWork(ctx context.Context, w *herald.Work) error {
+	return s.changed(w.AccountID, s.store.CreateWork(ctx, w))
+}
+
+func (s notifyingStore) UpdateWork(ctx context.Context, w *herald.Work) error {
+	return s.changed(w.AccountID, s.store.UpdateWork(ctx, w))
+}
+
+func (s notifyingStore) SetWorkState(ctx context.Context, accountID, id, state, reason string) error {
+	return s.changed(accountID, s.store.SetWorkState(ctx, accountID, id, state, reason))
+}
+
+func (s notifyingStore) RunWorkNow(ctx context.Context, accountID, id string, at time.Time) error {
+	return s.changed(accountID, s.store.RunWorkNow(ctx, accountID, id, at))
+}
+
+func (s notifyingStore) DeleteWork(ctx context.Context, accountID, id string) error {
+	return s.changed(accountID, s.store.DeleteWork(ctx, accountID, id))
+}
+
+func (s notifyingStore) SaveWorkProgress(ctx context.Context, p *herald.WorkProgress) error {
+	return s.saved(p.AccountID, p.Events, s.store.SaveWorkProgress(ctx, p))
 }

@@ -17,12 +17,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/catalog"
 	"github.com/heraldhq/herald/delivery"
+	"github.com/heraldhq/herald/export"
 	"github.com/heraldhq/herald/httpapi"
 	"github.com/heraldhq/herald/ingest"
 	"github.com/heraldhq/herald/journey"
+	"github.com/heraldhq/herald/notify"
 	"github.com/heraldhq/herald/postgres"
 	"github.com/heraldhq/herald/sqlite"
+	"github.com/heraldhq/herald/work"
+	"github.com/heraldhq/herald/workflow"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -44,6 +49,8 @@ type serveConfig struct {
 	// AttemptRetention is how long delivery attempts are kept; 0 keeps
 	// them for ever.
 	AttemptRetention time.Duration
+	// ExportDir is where file exports write (each under its own dir).
+	ExportDir string
 }
 
 func newServeCmd() *cobra.Command {
@@ -83,6 +90,7 @@ Logs go to standard error, one line per request.`,
 	f.BoolVar(&cfg.AllowPrivateTargets, "allow-private-targets", envDefault("HERALD_ALLOW_PRIVATE_TARGETS", "") == "true",
 		"let webhooks reach loopback, private, link-local and cloud metadata addresses (tests, local use; env HERALD_ALLOW_PRIVATE_TARGETS=true)")
 	f.DurationVar(&cfg.AttemptRetention, "attempt-retention", herald.DefaultAttemptRetention, "how long to keep the record of each webhook attempt (0: for ever)")
+	f.StringVar(&cfg.ExportDir, "export-dir", envDefault("HERALD_EXPORT_DIR", ""), "folder that file exports write into, each in the dir it names (env HERALD_EXPORT_DIR; default <data>/exports)")
 	f.StringVar(&cfg.LogFormat, "log-format", envDefault("HERALD_LOG_FORMAT", "text"), "log format on standard error: text or json (env HERALD_LOG_FORMAT)")
 	return cmd
 }
@@ -102,6 +110,10 @@ type store interface {
 	herald.AuditService
 	herald.SubscriptionService
 	herald.DeliveryService
+	herald.WorkflowService
+	herald.WorkflowQueue
+	herald.WorkService
+	herald.WorkQueue
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -114,6 +126,8 @@ type Main struct {
 	committer *ingest.Committer
 	sweeper   *journey.Sweeper
 	engine    *delivery.Engine
+	workflows *workflow.Engine
+	work      *work.Engine
 	server    *http.Server
 	listener  net.Listener
 	// stopListen ends the wake-ups from other servers, and listenDone is
@@ -165,9 +179,42 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		m.store.Close()
 		return nil, err
 	}
-	// Every write that stores events wakes the deliverers of its account.
-	st := notifyingStore{store: m.store, n: m.engine}
+	// Every write that stores events wakes the engines that read its
+	// account's log.
+	wake := &engines{m.engine}
+	st := notifyingStore{store: m.store, n: wake}
 	m.committer = ingest.New(st, ingest.Options{Workers: workers, Registerer: reg})
+	cat := catalog.New(st, st, catalog.Options{})
+	templates := &delivery.Templates{}
+	sender := notify.New(notify.Options{
+		Client:       delivery.NewClient(delivery.ClientOptions{AllowPrivate: cfg.AllowPrivateTargets}),
+		AllowPrivate: cfg.AllowPrivateTargets,
+		Templates:    templates,
+	})
+	m.workflows, err = workflow.New(workflow.Options{
+		Store: st, Catalog: cat, Appender: m.committer, Sender: sender, Templates: templates,
+		Owner: engineOwner(cfg, "workflows"), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		m.committer.Close()
+		m.store.Close()
+		return nil, err
+	}
+	exportDir := cmp.Or(cfg.ExportDir, filepath.Join(cfg.Data, "exports"))
+	m.work, err = work.New(work.Options{
+		Store: st,
+		Export: export.Options{
+			Root: exportDir, Client: delivery.NewClient(delivery.ClientOptions{AllowPrivate: cfg.AllowPrivateTargets}),
+			AllowPrivate: cfg.AllowPrivateTargets, Templates: templates,
+		},
+		Sender: sender, Owner: engineOwner(cfg, "work"), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		m.committer.Close()
+		m.store.Close()
+		return nil, err
+	}
+	*wake = append(*wake, m.workflows, m.work)
 
 	api := httpapi.NewServer(httpapi.Config{
 		Accounts:      st,
@@ -182,17 +229,25 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		Audit:         st,
 		Subscriptions: st,
 		Deliveries:    st,
+		Workflows:     st,
+		Work:          st,
+		Catalog:       cat,
 		CompileTemplate: func(src string) error {
 			_, err := delivery.Compile(src)
 			return err
 		},
-		Appender:   m.committer,
-		Ping:       m.store.Ping,
-		Logger:     log,
-		Registerer: reg,
-		Gatherer:   reg,
-		Now:        time.Now,
-		NewID:      func() string { return uuid.Must(uuid.NewV7()).String() },
+		CompileTemplateAt: func(pointer, src string) error {
+			_, err := delivery.CompileAt(pointer, src)
+			return err
+		},
+		CheckDestination: export.Check,
+		Appender:         m.committer,
+		Ping:             m.store.Ping,
+		Logger:           log,
+		Registerer:       reg,
+		Gatherer:         reg,
+		Now:              time.Now,
+		NewID:            func() string { return uuid.Must(uuid.NewV7()).String() },
 	})
 	m.server = &http.Server{
 		Handler:           api,
@@ -208,19 +263,31 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		return nil, fmt.Errorf("--addr: cannot listen on %s: %w", cfg.Addr, err)
 	}
 	m.engine.Start()
+	m.workflows.Start()
+	m.work.Start()
 	if l, ok := m.store.(eventListener); ok {
-		// Events stored by other servers wake the deliverers here too;
+		// Events stored by other servers wake the engines here too;
 		// those stored here also wake them directly (notifyingStore).
 		var lctx context.Context
 		lctx, m.stopListen = context.WithCancel(context.Background())
 		m.listenDone = make(chan struct{})
 		go func() {
 			defer close(m.listenDone)
-			_ = l.Listen(lctx, m.engine.Notify)
+			_ = l.Listen(lctx, wake.Notify)
 		}()
 	}
 	m.sweeper = journey.Start(st, journey.Options{Interval: cfg.SweepInterval, Logger: log, Registerer: reg})
 	return m, nil
+}
+
+// engineOwner names this server in the leases of one engine: the
+// delivery owner, with the engine's name for a SQLite file, whose leases
+// of workflows and jobs are separate from its subscriptions'.
+func engineOwner(cfg serveConfig, engine string) string {
+	if o := deliveryOwner(cfg); o != "" {
+		return o + ":" + engine
+	}
+	return ""
 }
 
 // deliveryOwner names this server in the leases of subscriptions. On
@@ -404,7 +471,15 @@ func (m *Main) Close() error {
 		m.stopListen()
 		<-m.listenDone
 	}
-	err := m.committer.Close()
+	// The engines that append (workflow steps) stop before the committer.
+	var err error
+	if m.workflows != nil {
+		err = errors.Join(err, m.workflows.Close())
+	}
+	if m.work != nil {
+		err = errors.Join(err, m.work.Close())
+	}
+	err = errors.Join(err, m.committer.Close())
 	if m.engine != nil {
 		err = errors.Join(err, m.engine.Close())
 	}
