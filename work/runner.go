@@ -101,7 +101,7 @@ func (r *runner) update(w *herald.Work) {
 	r.wakeUp()
 }
 
-func (r *runner) now() time.Time { return r.e.opts.Now().UTC() }
+func (r *runner) now() time.Time { return r.e.opts.Now().UTC().Truncate(time.Microsecond) }
 
 func (r *runner) run() {
 	defer close(r.done)

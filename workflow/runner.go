@@ -134,7 +134,7 @@ func (e *Engine) perform(run *herald.WorkflowRun) {
 		}
 		now = e.now()
 		if sr.StartedAt == nil {
-			sr.StartedAt = &now
+			sr.StartedAt = stamp(now)
 		}
 		// The lease must outlast the step: a node that did not renew it
 		// in time would see another perform the step too.
@@ -156,7 +156,7 @@ func (e *Engine) perform(run *herald.WorkflowRun) {
 		sr.Attempts++
 		if fail == nil {
 			e.metrics.steps.WithLabelValues(step.Kind, herald.StepSucceeded).Inc()
-			sr.State, sr.Output, sr.Error, sr.FinishedAt = herald.StepSucceeded, out, "", &now
+			sr.State, sr.Output, sr.Error, sr.FinishedAt = herald.StepSucceeded, out, "", stamp(now)
 			run.Step++
 			continue
 		}
@@ -181,7 +181,7 @@ func (e *Engine) perform(run *herald.WorkflowRun) {
 	}
 
 	now = e.now()
-	run.State, run.NextAt, run.Error, run.FinishedAt = herald.RunCompleted, time.Time{}, "", &now
+	run.State, run.NextAt, run.Error, run.FinishedAt = herald.RunCompleted, time.Time{}, "", stamp(now)
 	ev, err := runEvent(run, herald.VerbCompleted, now, fmt.Sprintf("run %s for event %s", run.ID, run.EventID))
 	if err != nil {
 		log.Error("encode workflow completed event", "err", err)
@@ -199,10 +199,10 @@ func (e *Engine) fail(run *herald.WorkflowRun, sr *herald.StepRun, reason string
 	now := e.now()
 	notes := reason
 	if sr != nil {
-		sr.State, sr.FinishedAt = herald.StepFailed, &now
+		sr.State, sr.FinishedAt = herald.StepFailed, stamp(now)
 		notes = "step " + sr.Name + ": " + reason
 	}
-	run.State, run.NextAt, run.Error, run.FinishedAt = herald.RunFailed, time.Time{}, truncate(notes), &now
+	run.State, run.NextAt, run.Error, run.FinishedAt = herald.RunFailed, time.Time{}, truncate(notes), stamp(now)
 	ev, err := runEvent(run, herald.VerbFailed, now, run.Error)
 	if err != nil {
 		log.Error("encode workflow failed event", "err", err)
@@ -237,6 +237,10 @@ func (e *Engine) save(run *herald.WorkflowRun, leaseUntil time.Time, events []*h
 	}
 	return false
 }
+
+// stamp returns a time of its own to point at: a run's times must not
+// share the variable the runner goes on updating.
+func stamp(t time.Time) *time.Time { return &t }
 
 func (e *Engine) now() time.Time { return e.opts.Now().UTC().Truncate(time.Microsecond) }
 
