@@ -13,96 +13,23 @@ import (
 	"github.com/heraldhq/herald"
 )
 
-// The statements of the leases. See doc.go, "Subscriptions and leases".
-var (
-	// renewLeasesSQL extends the leases owner holds on active
-	// subscriptions. It waits for the row locks of its own deliverers'
-	// SaveDelivery, which are short, rather than skip them: a lease it
-	// skipped would not be returned, and the engine would stop a
-	// deliverer for nothing. Rows are locked in key order, so that two
-	// calls of one owner cannot deadlock; no other transaction locks two
-	// subscriptions.
-	renewLeasesSQL = `UPDATE subscriptions s SET lease_until = $2
-		FROM (SELECT account_id, id FROM subscriptions WHERE lease_owner = $1 AND state = 'active'
-			ORDER BY account_id, id FOR NO KEY UPDATE) AS h
-		WHERE s.account_id = h.account_id AND s.id = h.id
-		RETURNING ` + qualified("s", subscriptionColumns)
-
-	// takeLeasesSQL takes up to $4 free active subscriptions: never
-	// leased, given up, or whose lease expired by $2. A row another
-	// transaction has locked is skipped (another node taking it, a
-	// deliverer saving, a change): it is someone else's or will be free at
-	// the next call. Locking a row whose lease another node has just
-	// taken re-reads it, and the condition then leaves it out.
-	takeLeasesSQL = `UPDATE subscriptions s SET lease_owner = $1, lease_until = $3
-		FROM (SELECT account_id, id FROM subscriptions
-			WHERE state = 'active' AND lease_owner IS DISTINCT FROM $1 AND (lease_until IS NULL OR lease_until < $2)
-			ORDER BY created_at, account_id, id
-			LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED) AS f
-		WHERE s.account_id = f.account_id AND s.id = f.id
-		RETURNING ` + qualified("s", subscriptionColumns)
-)
-
 // LeaseSubscriptions renews the leases owner holds on active
 // subscriptions and takes free ones (never leased, given up, or expired by
 // now) until it holds max, all until now+ttl, in one transaction, and
-// returns what it holds. Several nodes may call it at once: each free
-// subscription goes to one of them (FOR NO KEY UPDATE SKIP LOCKED). A
-// node whose max shrank keeps what it held.
+// returns what it holds, oldest first. Several nodes may call it at once:
+// each free subscription goes to one of them (FOR NO KEY UPDATE SKIP
+// LOCKED). A node whose max shrank keeps what it held.
 func (s *Store) LeaseSubscriptions(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Subscription, error) {
-	switch {
-	case owner == "" || !textOK(owner):
-		return nil, herald.Errorf(herald.EINVALID, "lease owner must be valid UTF-8 text, not empty")
-	case ttl <= 0:
-		return nil, herald.Errorf(herald.EINVALID, "lease ttl must be positive")
-	case max <= 0:
-		return nil, herald.Errorf(herald.EINVALID, "lease max must be positive")
-	}
-	until := now.Add(ttl)
-	tx, err := s.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lease subscriptions: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	collect := func(rows pgx.Rows) ([]*herald.Subscription, error) {
-		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*herald.Subscription, error) {
-			return scanSubscription(row)
-		})
-	}
-	rows, _ := tx.Query(ctx, renewLeasesSQL, owner, until)
-	held, err := collect(rows)
-	if err != nil {
-		return nil, fmt.Errorf("lease subscriptions: renew: %w", err)
-	}
-	if len(held) < max {
-		rows, _ := tx.Query(ctx, takeLeasesSQL, owner, now, until, max-len(held))
-		taken, err := collect(rows)
-		if err != nil {
-			return nil, fmt.Errorf("lease subscriptions: take: %w", err)
-		}
-		held = append(held, taken...)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("lease subscriptions: commit: %w", err)
-	}
-	if held == nil {
-		held = []*herald.Subscription{}
-	}
-	// Oldest first, as the other stores return them; RETURNING has no
-	// order.
-	slices.SortFunc(held, func(a, b *herald.Subscription) int {
+	list, err := lease(ctx, s, subscriptionLeases, scanSubscription, func(a, b *herald.Subscription) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.ID, b.ID))
-	})
-	return held, nil
+	}, owner, now, ttl, max)
+	return list, wrapInternal(err, "lease subscriptions")
 }
 
 // ReleaseSubscriptions gives owner's leases up, so that other nodes take
 // them at once instead of when they expire.
 func (s *Store) ReleaseSubscriptions(ctx context.Context, owner string) error {
-	if !textOK(owner) {
-		return nil
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1`, owner); err != nil {
+	if err := s.releaseLeases(ctx, owner, "subscriptions"); err != nil {
 		return fmt.Errorf("release subscriptions of %s: %w", owner, err)
 	}
 	return nil

@@ -16,11 +16,28 @@ import (
 
 const subscriptionColumns = `account_id, id, definition, state, state_reason, failing_since, cursor, created_at, updated_at`
 
-// subscriptionDefinition returns the settings of s, as JSON, for the
-// definition column.
-func subscriptionDefinition(s *herald.Subscription) (string, error) {
-	b, err := s.Definition()
+// definer is a stored thing of which a client chooses the settings, its
+// definition: a subscription, a workflow, a work job.
+type definer interface{ Definition() ([]byte, error) }
+
+// definitionColumn returns the settings of d, as JSON, for the definition
+// column.
+func definitionColumn(d definer) (string, error) {
+	b, err := d.Definition()
 	return string(b), err
+}
+
+// replaceDefinition stores the definition of d, and updatedAt, in the
+// account's row of table whose keyColumn is key: what an update of a
+// workflow or a work job writes.
+func replaceDefinition(ctx context.Context, tx pgx.Tx, table, keyColumn, accountID, key string, d definer, updatedAt time.Time) error {
+	definition, err := definitionColumn(d)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+table+` SET definition = $3::text::json, updated_at = $4 WHERE account_id = $1 AND `+keyColumn+` = $2`,
+		accountID, key, definition, updatedAt)
+	return err
 }
 
 // scanSubscription reads a row of subscriptionColumns.
@@ -139,7 +156,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription
 	}
 	c.StateReason = cleanText(c.StateReason)
 	c.PrepareCreate(st.LastSeq[c.AccountID], at)
-	definition, err := subscriptionDefinition(&c)
+	definition, err := definitionColumn(&c)
 	if err != nil {
 		return fmt.Errorf("create subscription %s: encode: %w", sub.ID, err)
 	}
@@ -252,7 +269,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 		after = *sub
 		after.State, after.StateReason, after.FailingSince = before.State, before.StateReason, before.FailingSince
 		after.Cursor, after.CreatedAt, after.UpdatedAt = before.Cursor, before.CreatedAt, timeNow()
-		definition, err := subscriptionDefinition(&after)
+		definition, err := definitionColumn(&after)
 		if err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}

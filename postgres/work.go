@@ -121,15 +121,14 @@ func (s *Store) CreateWork(ctx context.Context, w *herald.Work) error {
 
 // encodeWork returns the definition and runtime columns of w.
 func encodeWork(w *herald.Work) (definition, runtime string, err error) {
-	d, err := w.Definition()
-	if err != nil {
+	if definition, err = definitionColumn(w); err != nil {
 		return "", "", fmt.Errorf("encode: %w", err)
 	}
 	r, err := encodeJSON(&w.Runtime)
 	if err != nil {
 		return "", "", fmt.Errorf("encode runtime: %w", err)
 	}
-	return string(d), string(r), nil
+	return definition, string(r), nil
 }
 
 // FindWork returns ENOTFOUND if the account has no such job.
@@ -156,27 +155,10 @@ func (s *Store) FindWorks(ctx context.Context, accountID, kind string) ([]*heral
 	return list, nil
 }
 
-// changeWork runs change on the account's job id in a transaction that
-// holds the account's lock, then the job's row lock (the order every
-// change takes them in, see doc.go), and records the system event change
-// returns. A nil event changes nothing.
+// changeWork is changeRow of the account's job id.
 func (s *Store) changeWork(ctx context.Context, what, accountID, id string,
 	change func(tx pgx.Tx, before *herald.Work) (*herald.Event, error)) error {
-	notFound := herald.Errorf(herald.ENOTFOUND, "work job %q not found", id)
-	if !textOK(id) {
-		return notFound
-	}
-	return s.inTx(ctx, what+" "+id, accountID, true, notFound, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
-		before, err := findWork(ctx, tx, accountID, id, true)
-		if err != nil {
-			return nil, err
-		}
-		e, err := change(tx, before)
-		if err != nil || e == nil {
-			return nil, err
-		}
-		return []*herald.Event{e}, nil
-	})
+	return changeRow(ctx, s, what, accountID, id, herald.Errorf(herald.ENOTFOUND, "work job %q not found", id), findWork, change)
 }
 
 // UpdateWork replaces the definition of w (name, filter, export, alert)
@@ -188,12 +170,7 @@ func (s *Store) UpdateWork(ctx context.Context, w *herald.Work) error {
 		after = *w
 		after.Kind, after.Secret, after.State, after.StateReason = before.Kind, before.Secret, before.State, before.StateReason
 		after.Runtime, after.RunNowAt, after.CreatedAt, after.UpdatedAt = before.Runtime, before.RunNowAt, before.CreatedAt, timeNow()
-		definition, err := after.Definition()
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE work SET definition = $3::text::json, updated_at = $4 WHERE account_id = $1 AND id = $2`,
-			after.AccountID, after.ID, string(definition), after.UpdatedAt); err != nil {
+		if err := replaceDefinition(ctx, tx, "work", "id", after.AccountID, after.ID, &after, after.UpdatedAt); err != nil {
 			return nil, err
 		}
 		return herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWork, after.ID, herald.VerbUpdated, after.UpdatedAt, before, &after)
@@ -307,19 +284,13 @@ func (s *Store) LeaseWork(ctx context.Context, owner string, now time.Time, ttl 
 	list, err := lease(ctx, s, workLeases, scanWork, func(a, b *herald.Work) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.ID, b.ID))
 	}, owner, now, ttl, max)
-	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return nil, fmt.Errorf("lease work: %w", err)
-	}
-	return list, err
+	return list, wrapInternal(err, "lease work")
 }
 
 // ReleaseWork gives owner's leases up, so that other nodes take them at
 // once.
 func (s *Store) ReleaseWork(ctx context.Context, owner string) error {
-	if !textOK(owner) {
-		return nil
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE work SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1`, owner); err != nil {
+	if err := s.releaseLeases(ctx, owner, "work"); err != nil {
 		return fmt.Errorf("release work of %s: %w", owner, err)
 	}
 	return nil
@@ -358,18 +329,14 @@ func (s *Store) SaveWorkProgress(ctx context.Context, p *herald.WorkProgress) er
 	reason := cleanText(p.StateReason)
 	return s.inTx(ctx, "save work progress of "+p.WorkID, p.AccountID, len(p.Events) > 0, lost, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
 		var (
-			held   pgtype.Text
 			state  string
 			cursor int64
 		)
-		err := tx.QueryRow(ctx, `SELECT lease_owner, state, (runtime->>'cursor')::bigint FROM work
-			WHERE account_id = $1 AND id = $2 FOR NO KEY UPDATE`, p.AccountID, p.WorkID).Scan(&held, &state, &cursor)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows) || (err == nil && held.String != p.Owner):
-			return nil, lost
-		case err != nil:
+		if err := scanHeld(tx.QueryRow(ctx, `SELECT lease_owner, state, (runtime->>'cursor')::bigint FROM work
+			WHERE account_id = $1 AND id = $2 FOR NO KEY UPDATE`, p.AccountID, p.WorkID), p.Owner, lost, &state, &cursor); err != nil {
 			return nil, err
-		case state != herald.WorkActive:
+		}
+		if state != herald.WorkActive {
 			return nil, herald.Errorf(herald.ECONFLICT, "lease lost: work job %q is %s, no longer active", p.WorkID, state)
 		}
 		for i, r := range p.Records {

@@ -96,10 +96,7 @@ func (s *Store) inTx(ctx context.Context, what, accountID string, lock bool, noA
 	}
 	events, err := change(tx, st)
 	if err != nil {
-		if herald.ErrorCode(err) != herald.EINTERNAL {
-			return err
-		}
-		return fmt.Errorf("%s: %w", what, err)
+		return wrapInternal(err, what)
 	}
 	if len(events) > 0 {
 		if st == nil {
@@ -115,6 +112,15 @@ func (s *Store) inTx(ctx context.Context, what, accountID string, lock bool, noA
 		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
+}
+
+// wrapInternal adds what was being done to err when it is internal, and
+// returns the others (ECONFLICT, …) as they are.
+func wrapInternal(err error, what string) error {
+	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return err
 }
 
 // one makes a list of one system event, or an error.
@@ -149,13 +155,13 @@ func (s *Store) CreateWorkflow(ctx context.Context, w *herald.Workflow) error {
 			c.Secret = herald.NewSigningSecret()
 		}
 		c.PrepareCreate(st.LastSeq[c.AccountID], at)
-		definition, err := c.Definition()
+		definition, err := definitionColumn(&c)
 		if err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO workflows (account_id, name, definition, secret, state, cursor, created_at, updated_at)
 			VALUES ($1, $2, $3::text::json, $4, $5, $6, $7, $8)`,
-			c.AccountID, c.Name, string(definition), c.Secret, c.State, c.Cursor, c.CreatedAt, c.UpdatedAt)
+			c.AccountID, c.Name, definition, c.Secret, c.State, c.Cursor, c.CreatedAt, c.UpdatedAt)
 		if _, ok := isUniqueViolation(err); ok {
 			return nil, herald.Errorf(herald.ECONFLICT, "workflow %q already exists", c.Name)
 		} else if err != nil {
@@ -200,18 +206,19 @@ func collect[T any](rows pgx.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	return list, nil
 }
 
-// changeWorkflow runs change on the account's workflow name in a
-// transaction that holds the account's lock, then the workflow's row lock
-// (the order every change takes them in, see doc.go), and records the
-// system event change returns. A nil event changes nothing.
-func (s *Store) changeWorkflow(ctx context.Context, what, accountID, name string,
-	change func(tx pgx.Tx, before *herald.Workflow) (*herald.Event, error)) error {
-	notFound := herald.Errorf(herald.ENOTFOUND, "workflow %q not found", name)
-	if !textOK(name) {
+// changeRow runs change on the account's row that find reads by key, in a
+// transaction that holds the account's lock, then the row's lock (the
+// order every change takes them in, see doc.go), and records the system
+// event change returns. A nil event changes nothing. notFound is returned
+// if there is no such account.
+func changeRow[T any](ctx context.Context, s *Store, what, accountID, key string, notFound error,
+	find func(context.Context, rowQuerier, string, string, bool) (T, error),
+	change func(tx pgx.Tx, before T) (*herald.Event, error)) error {
+	if !textOK(key) {
 		return notFound
 	}
-	return s.inTx(ctx, what+" "+name, accountID, true, notFound, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
-		before, err := findWorkflow(ctx, tx, accountID, name, true)
+	return s.inTx(ctx, what+" "+key, accountID, true, notFound, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
+		before, err := find(ctx, tx, accountID, key, true)
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +230,12 @@ func (s *Store) changeWorkflow(ctx context.Context, what, accountID, name string
 	})
 }
 
+// changeWorkflow is changeRow of the account's workflow name.
+func (s *Store) changeWorkflow(ctx context.Context, what, accountID, name string,
+	change func(tx pgx.Tx, before *herald.Workflow) (*herald.Event, error)) error {
+	return changeRow(ctx, s, what, accountID, name, herald.Errorf(herald.ENOTFOUND, "workflow %q not found", name), findWorkflow, change)
+}
+
 // UpdateWorkflow replaces the definition of w (description, filter,
 // steps, max depth) and keeps the rest: state, cursor, secret, lease and
 // created_at. w gets the stored workflow. ENOTFOUND if there is none.
@@ -232,12 +245,7 @@ func (s *Store) UpdateWorkflow(ctx context.Context, w *herald.Workflow) error {
 		after = *w
 		after.State, after.Cursor, after.Secret = before.State, before.Cursor, before.Secret
 		after.CreatedAt, after.UpdatedAt = before.CreatedAt, timeNow()
-		definition, err := after.Definition()
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE workflows SET definition = $3::text::json, updated_at = $4 WHERE account_id = $1 AND name = $2`,
-			after.AccountID, after.Name, string(definition), after.UpdatedAt); err != nil {
+		if err := replaceDefinition(ctx, tx, "workflows", "name", after.AccountID, after.Name, &after, after.UpdatedAt); err != nil {
 			return nil, err
 		}
 		return herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWorkflow, after.Name, herald.VerbUpdated, after.UpdatedAt, before, &after)
@@ -371,85 +379,6 @@ func (s *Store) FindWorkflowRuns(ctx context.Context, accountID, name string, f 
 	return list, nil
 }
 
-// checkLease validates the arguments of a lease call.
-func checkLease(owner string, ttl time.Duration, max int) error {
-	switch {
-	case owner == "" || !textOK(owner):
-		return herald.Errorf(herald.EINVALID, "lease owner must be valid UTF-8 text, not empty")
-	case ttl <= 0:
-		return herald.Errorf(herald.EINVALID, "lease ttl must be positive")
-	case max <= 0:
-		return herald.Errorf(herald.EINVALID, "lease max must be positive")
-	}
-	return nil
-}
-
-// leased is a table whose rows are leased as subscriptions are (doc.go,
-// "Subscriptions and leases"): renewLeasesSQL and takeLeasesSQL for it.
-type leased struct {
-	renew, take string
-}
-
-// leasedTable returns the lease statements of table, whose rows are keyed
-// by account_id and key, that cond selects, returning columns.
-func leasedTable(table, key, cond, columns string) leased {
-	return leased{
-		renew: `UPDATE ` + table + ` s SET lease_until = $2
-			FROM (SELECT account_id, ` + key + ` FROM ` + table + ` WHERE lease_owner = $1 AND ` + cond + `
-				ORDER BY account_id, ` + key + ` FOR NO KEY UPDATE) AS h
-			WHERE s.account_id = h.account_id AND s.` + key + ` = h.` + key + `
-			RETURNING ` + qualified("s", columns),
-		take: `UPDATE ` + table + ` s SET lease_owner = $1, lease_until = $3
-			FROM (SELECT account_id, ` + key + ` FROM ` + table + `
-				WHERE ` + cond + ` AND lease_owner IS DISTINCT FROM $1 AND (lease_until IS NULL OR lease_until < $2)
-				ORDER BY created_at, account_id, ` + key + `
-				LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED) AS f
-			WHERE s.account_id = f.account_id AND s.` + key + ` = f.` + key + `
-			RETURNING ` + qualified("s", columns),
-	}
-}
-
-var (
-	workflowLeases = leasedTable("workflows", "name", "true", workflowColumns)
-	workLeases     = leasedTable("work", "id", "state = 'active'", workColumns)
-)
-
-// lease renews the leases owner holds in l's table and takes free rows
-// until it holds max, all until now+ttl, in one transaction, as
-// LeaseSubscriptions does, and returns what it holds in the order of
-// compare.
-func lease[T any](ctx context.Context, s *Store, l leased, scan func(scanner) (T, error), compare func(a, b T) int,
-	owner string, now time.Time, ttl time.Duration, max int) ([]T, error) {
-	if err := checkLease(owner, ttl, max); err != nil {
-		return nil, err
-	}
-	until := now.Add(ttl)
-	tx, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	rows, _ := tx.Query(ctx, l.renew, owner, until)
-	held, err := collect(rows, scan)
-	if err != nil {
-		return nil, fmt.Errorf("renew: %w", err)
-	}
-	if len(held) < max {
-		rows, _ := tx.Query(ctx, l.take, owner, now, until, max-len(held))
-		taken, err := collect(rows, scan)
-		if err != nil {
-			return nil, fmt.Errorf("take: %w", err)
-		}
-		held = append(held, taken...)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	// RETURNING has no order.
-	slices.SortFunc(held, compare)
-	return held, nil
-}
-
 // LeaseWorkflows gives owner the workflows, active or paused (a paused
 // one's cursor still moves), that it holds and free ones, up to max, as
 // LeaseSubscriptions does, and returns them oldest first.
@@ -457,24 +386,14 @@ func (s *Store) LeaseWorkflows(ctx context.Context, owner string, now time.Time,
 	list, err := lease(ctx, s, workflowLeases, scanWorkflow, func(a, b *herald.Workflow) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.Name, b.Name))
 	}, owner, now, ttl, max)
-	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return nil, fmt.Errorf("lease workflows: %w", err)
-	}
-	return list, err
+	return list, wrapInternal(err, "lease workflows")
 }
 
 // ReleaseWorkflows gives owner's leases on workflows and runs up, so that
 // other nodes take them at once. A run that was running is claimed again
 // by the next ClaimRuns.
 func (s *Store) ReleaseWorkflows(ctx context.Context, owner string) error {
-	if !textOK(owner) {
-		return nil
-	}
-	b := &pgx.Batch{}
-	for _, table := range []string{"workflows", "workflow_runs"} {
-		b.Queue(`UPDATE `+table+` SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1`, owner)
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.releaseLeases(ctx, owner, "workflows", "workflow_runs"); err != nil {
 		return fmt.Errorf("release workflows of %s: %w", owner, err)
 	}
 	return nil
@@ -502,12 +421,8 @@ func (s *Store) EnqueueRuns(ctx context.Context, accountID, workflow, owner stri
 		r.PrepareStore(now)
 	}
 	return s.inTx(ctx, "enqueue runs of workflow "+workflow, accountID, len(events) > 0, lost, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
-		var held pgtype.Text
-		err := tx.QueryRow(ctx, `SELECT lease_owner FROM workflows WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE`,
-			accountID, workflow).Scan(&held)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && held.String != owner) {
-			return nil, lost
-		} else if err != nil {
+		if err := scanHeld(tx.QueryRow(ctx, `SELECT lease_owner FROM workflows WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE`,
+			accountID, workflow), owner, lost); err != nil {
 			return nil, err
 		}
 		b := &pgx.Batch{}
@@ -539,9 +454,11 @@ func (s *Store) EnqueueRuns(ctx context.Context, accountID, workflow, owner stri
 // leaves it out.
 var claimRunsSQL = `UPDATE workflow_runs u SET lease_owner = $1, lease_until = $3, state = 'running', updated_at = $2
 	FROM (SELECT r.account_id, r.id FROM workflow_runs r
-		JOIN workflows w ON w.account_id = r.account_id AND w.name = r.workflow AND w.state = 'active'
-		WHERE ((r.state = 'pending' AND (r.next_at IS NULL OR r.next_at <= $2)) OR r.state = 'running')
+		WHERE r.state IN ('pending', 'running')
+			AND (r.state = 'running' OR r.next_at IS NULL OR r.next_at <= $2)
 			AND (r.lease_until IS NULL OR r.lease_until < $2)
+			AND EXISTS (SELECT 1 FROM workflows w
+				WHERE w.account_id = r.account_id AND w.name = r.workflow AND w.state = 'active')
 		ORDER BY r.created_at, r.id
 		LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED) AS f
 	WHERE u.account_id = f.account_id AND u.id = f.id
@@ -594,12 +511,8 @@ func (s *Store) SaveRun(ctx context.Context, r *herald.WorkflowRun, owner string
 		until, leaseOwner = pgtype.Timestamptz{}, pgtype.Text{}
 	}
 	return s.inTx(ctx, "save run "+r.ID, r.AccountID, len(events) > 0, lost, func(tx pgx.Tx, _ *appendState) ([]*herald.Event, error) {
-		var held pgtype.Text
-		err := tx.QueryRow(ctx, `SELECT lease_owner FROM workflow_runs WHERE account_id = $1 AND id = $2 FOR NO KEY UPDATE`,
-			r.AccountID, r.ID).Scan(&held)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && held.String != owner) {
-			return nil, lost
-		} else if err != nil {
+		if err := scanHeld(tx.QueryRow(ctx, `SELECT lease_owner FROM workflow_runs WHERE account_id = $1 AND id = $2 FOR NO KEY UPDATE`,
+			r.AccountID, r.ID), owner, lost); err != nil {
 			return nil, err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE workflow_runs SET state = $3, step = $4, steps = $5::text::json, next_at = $6,

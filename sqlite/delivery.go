@@ -5,9 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,56 +90,17 @@ func (d *deliveryStmts) close() {
 // extends each lease to now+ttl. It returns them, oldest first. SQLite
 // has one writer at a time: two owners never take the same one.
 func (s *Store) LeaseSubscriptions(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Subscription, error) {
-	switch {
-	case owner == "":
-		return nil, herald.Errorf(herald.EINVALID, "lease owner is required")
-	case ttl <= 0:
-		return nil, herald.Errorf(herald.EINVALID, "lease ttl must be positive")
-	case max <= 0:
-		return nil, herald.Errorf(herald.EINVALID, "max must be positive")
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("lease subscriptions: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `UPDATE subscriptions SET lease_owner = ?1, lease_until = ?2
-		WHERE rowid IN (SELECT rowid FROM subscriptions
-			WHERE state = 'active' AND (lease_owner = ?1 OR lease_until IS NULL OR lease_until < ?3)
-			ORDER BY lease_owner IS ?1 DESC, created_at, rowid LIMIT ?4)
-		RETURNING `+subscriptionColumns,
-		owner, micros(now.Add(ttl)), micros(now), max)
-	if err != nil {
-		return nil, fmt.Errorf("lease subscriptions: %w", err)
-	}
-	defer rows.Close()
-	list := []*herald.Subscription{}
-	for rows.Next() {
-		sub, err := scanSubscription(rows)
-		if err != nil {
-			return nil, fmt.Errorf("lease subscriptions: %w", err)
-		}
-		list = append(list, sub)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lease subscriptions: %w", err)
-	}
-	rows.Close()
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("lease subscriptions: %w", err)
-	}
-	// RETURNING gives rows in no set order.
-	slices.SortFunc(list, func(a, b *herald.Subscription) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.ID, b.ID))
-	})
-	return list, nil
+	list, err := leaseRows(ctx, s, "subscriptions", "state = 'active'", subscriptionColumns, scanSubscription,
+		func(a, b *herald.Subscription) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.ID, b.ID))
+		}, owner, now, ttl, max)
+	return list, wrapInternal(err, "lease subscriptions")
 }
 
 // ReleaseSubscriptions gives owner's leases up, so that another node may
 // take them at once.
 func (s *Store) ReleaseSubscriptions(ctx context.Context, owner string) error {
-	if _, err := s.write.ExecContext(ctx, "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
-		owner); err != nil {
+	if err := s.releaseLeases(ctx, owner, "subscriptions"); err != nil {
 		return fmt.Errorf("release subscriptions of %s: %w", owner, err)
 	}
 	return nil
@@ -173,19 +132,13 @@ func (s *Store) SaveDelivery(ctx context.Context, p *herald.DeliveryProgress) er
 	}
 	defer tx.Rollback()
 	var (
-		leaseOwner   sql.NullString
 		failingSince sql.NullInt64
 		cursor       int64
 	)
-	err = tx.StmtContext(ctx, s.deliveries.state).QueryRowContext(ctx, p.AccountID, p.SubscriptionID).
-		Scan(&leaseOwner, &failingSince, &cursor)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return herald.Errorf(herald.ECONFLICT, "lease lost: subscription %q is gone", p.SubscriptionID)
-	case err != nil:
-		return fmt.Errorf("save delivery of %s: %w", p.SubscriptionID, err)
-	case leaseOwner.String != p.Owner:
-		return herald.Errorf(herald.ECONFLICT, "lease lost: %s no longer delivers subscription %q", p.Owner, p.SubscriptionID)
+	if err := (leasedRow{"subscription", "delivers", p.SubscriptionID}).scanHeld(
+		tx.StmtContext(ctx, s.deliveries.state).QueryRowContext(ctx, p.AccountID, p.SubscriptionID),
+		p.Owner, &failingSince, &cursor); err != nil {
+		return wrapInternal(err, "save delivery of "+p.SubscriptionID)
 	}
 
 	if attempts != "" {

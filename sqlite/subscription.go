@@ -13,15 +13,32 @@ import (
 
 const subscriptionColumns = "account_id, id, definition, state, state_reason, failing_since, cursor, created_at, updated_at"
 
-// subscriptionDefinition returns the settings of s, as JSON, for the
-// definition column.
-func subscriptionDefinition(s *herald.Subscription) (string, error) {
-	b, err := s.Definition()
+// definer is a stored thing of which a client chooses the settings, its
+// definition: a subscription, a workflow, a work job.
+type definer interface{ Definition() ([]byte, error) }
+
+// definitionColumn returns the settings of d, as JSON, for the definition
+// column.
+func definitionColumn(d definer) (string, error) {
+	b, err := d.Definition()
 	return string(b), err
 }
 
+// replaceDefinition stores the definition of d, and updatedAt, in the
+// account's row of table whose keyColumn is key: what an update of a
+// workflow or a work job writes.
+func replaceDefinition(ctx context.Context, tx *sql.Tx, table, keyColumn, accountID, key string, d definer, updatedAt time.Time) error {
+	definition, err := definitionColumn(d)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE "+table+" SET definition = ?, updated_at = ? WHERE account_id = ? AND "+keyColumn+" = ?",
+		definition, micros(updatedAt), accountID, key)
+	return err
+}
+
 // scanSubscription reads a row of subscriptionColumns.
-func scanSubscription(row interface{ Scan(...any) error }) (*herald.Subscription, error) {
+func scanSubscription(row rowScanner) (*herald.Subscription, error) {
 	var (
 		accountID, id, state string
 		definition           []byte
@@ -45,9 +62,7 @@ func scanSubscription(row interface{ Scan(...any) error }) (*herald.Subscription
 
 // findSubscription reads the subscription with q: ENOTFOUND if the
 // account has none of that id.
-func findSubscription(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, accountID, id string) (*herald.Subscription, error) {
+func findSubscription(ctx context.Context, q rowQuerier, accountID, id string) (*herald.Subscription, error) {
 	s, err := scanSubscription(q.QueryRowContext(ctx, "SELECT "+subscriptionColumns+
 		" FROM subscriptions WHERE account_id = ? AND id = ?", accountID, id))
 	switch {
@@ -99,7 +114,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription
 		c.State = herald.SubscriptionActive
 	}
 	c.PrepareCreate(lastSeq, at)
-	definition, err := subscriptionDefinition(&c)
+	definition, err := definitionColumn(&c)
 	if err != nil {
 		return fmt.Errorf("create subscription %s: encode: %w", sub.ID, err)
 	}
@@ -166,7 +181,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 	after := *sub
 	after.State, after.StateReason, after.FailingSince = before.State, before.StateReason, before.FailingSince
 	after.Cursor, after.CreatedAt, after.UpdatedAt = before.Cursor, before.CreatedAt, timeNow()
-	definition, err := subscriptionDefinition(&after)
+	definition, err := definitionColumn(&after)
 	if err != nil {
 		return fmt.Errorf("update subscription %s: encode: %w", sub.ID, err)
 	}

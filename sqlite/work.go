@@ -117,14 +117,13 @@ func prepareWork(w *herald.Work, lastSeq int64, now time.Time) {
 
 // encodeWork returns the definition and runtime columns of w.
 func encodeWork(w *herald.Work) (definition, runtime string, err error) {
-	d, err := w.Definition()
-	if err != nil {
+	if definition, err = definitionColumn(w); err != nil {
 		return "", "", fmt.Errorf("encode: %w", err)
 	}
 	if runtime, err = encodeJSON(&w.Runtime); err != nil {
 		return "", "", fmt.Errorf("encode runtime: %w", err)
 	}
-	return string(d), runtime, nil
+	return definition, runtime, nil
 }
 
 // FindWork returns ENOTFOUND if the account has no such job.
@@ -153,22 +152,13 @@ func (s *Store) FindWorks(ctx context.Context, accountID, kind string) ([]*heral
 // gets the stored job. ENOTFOUND if there is none.
 func (s *Store) UpdateWork(ctx context.Context, w *herald.Work) error {
 	var after herald.Work
-	err := s.inWrite(ctx, "update work job "+w.ID, w.AccountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWork(ctx, tx, w.AccountID, w.ID)
-		if err != nil {
-			return nil, err
-		}
+	err := changeRow(ctx, s, "update work job", w.AccountID, w.ID, findWork, func(tx *sql.Tx, before *herald.Work) (*herald.Event, error) {
 		after = *w
 		keepWorkState(&after, before, timeNow())
-		definition, err := after.Definition()
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE work SET definition = ?, updated_at = ? WHERE account_id = ? AND id = ?",
-			string(definition), micros(after.UpdatedAt), after.AccountID, after.ID); err != nil {
+		if err := replaceDefinition(ctx, tx, "work", "id", after.AccountID, after.ID, &after, after.UpdatedAt); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWork, after.ID, herald.VerbUpdated, after.UpdatedAt, before, &after))
+		return herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWork, after.ID, herald.VerbUpdated, after.UpdatedAt, before, &after)
 	})
 	if err != nil {
 		return err
@@ -194,11 +184,7 @@ func (s *Store) SetWorkState(ctx context.Context, accountID, id, state, reason s
 	if !herald.ValidWorkState(state) {
 		return herald.Errorf(herald.EINVALID, "unknown work job state %q", state)
 	}
-	return s.inWrite(ctx, "set state of work job "+id, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWork(ctx, tx, accountID, id)
-		if err != nil {
-			return nil, err
-		}
+	return changeRow(ctx, s, "set state of work job", accountID, id, findWork, func(tx *sql.Tx, before *herald.Work) (*herald.Event, error) {
 		after := *before
 		if !after.ChangeState(state, reason, timeNow()) {
 			return nil, nil
@@ -215,7 +201,7 @@ func (s *Store) SetWorkState(ctx context.Context, accountID, id, state, reason s
 			state, nullIfEmpty(after.StateReason), runtime, micros(after.UpdatedAt), accountID, id); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, accountID, herald.SubjectWork, id, herald.VerbUpdated, after.UpdatedAt, before, &after))
+		return herald.ChangeEvent(ctx, accountID, herald.SubjectWork, id, herald.VerbUpdated, after.UpdatedAt, before, &after)
 	})
 }
 
@@ -238,18 +224,14 @@ func (s *Store) RunWorkNow(ctx context.Context, accountID, id string, at time.Ti
 // DeleteWork removes the job with its history and writes its system
 // event. ENOTFOUND if there is none.
 func (s *Store) DeleteWork(ctx context.Context, accountID, id string) error {
-	return s.inWrite(ctx, "delete work job "+id, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWork(ctx, tx, accountID, id)
-		if err != nil {
-			return nil, err
-		}
+	return changeRow(ctx, s, "delete work job", accountID, id, findWork, func(tx *sql.Tx, before *herald.Work) (*herald.Event, error) {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM work_records WHERE account_id = ? AND work_id = ?", accountID, id); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM work WHERE account_id = ? AND id = ?", accountID, id); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, accountID, herald.SubjectWork, id, herald.VerbDeleted, timeNow(), before, nil))
+		return herald.ChangeEvent(ctx, accountID, herald.SubjectWork, id, herald.VerbDeleted, timeNow(), before, nil)
 	})
 }
 
@@ -290,10 +272,7 @@ func decodeRecord(id int64, workID string, record []byte) (*herald.WorkRecord, e
 // to max, as LeaseSubscriptions does, and returns them oldest first.
 func (s *Store) LeaseWork(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.Work, error) {
 	list, err := leaseRows(ctx, s, "work", "state = 'active'", workColumns, scanWork, compareWork, owner, now, ttl, max)
-	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return nil, fmt.Errorf("lease work: %w", err)
-	}
-	return list, err
+	return list, wrapInternal(err, "lease work")
 }
 
 // compareWork orders jobs oldest first.
@@ -304,7 +283,7 @@ func compareWork(a, b *herald.Work) int {
 // ReleaseWork gives owner's leases up, so that another node may take them
 // at once.
 func (s *Store) ReleaseWork(ctx context.Context, owner string) error {
-	if _, err := s.write.ExecContext(ctx, "UPDATE work SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", owner); err != nil {
+	if err := s.releaseLeases(ctx, owner, "work"); err != nil {
 		return fmt.Errorf("release work of %s: %w", owner, err)
 	}
 	return nil
@@ -318,18 +297,6 @@ func checkProgress(p *herald.WorkProgress) error {
 		return herald.Errorf(herald.EINVALID, "save work progress: account, job and owner are required")
 	case p.State != "" && !herald.ValidWorkState(p.State):
 		return herald.Errorf(herald.EINVALID, "save work progress of %s: unknown state %q", p.WorkID, p.State)
-	}
-	return nil
-}
-
-// workLeaseLost returns why a job's holder may not save, or nil: the
-// lease is owner's and the job active.
-func workLeaseLost(p *herald.WorkProgress, leaseOwner, state string) error {
-	switch {
-	case leaseOwner != p.Owner:
-		return herald.Errorf(herald.ECONFLICT, "lease lost: %s no longer runs work job %q", p.Owner, p.WorkID)
-	case state != herald.WorkActive:
-		return herald.Errorf(herald.ECONFLICT, "lease lost: work job %q is %s, no longer active", p.WorkID, state)
 	}
 	return nil
 }
@@ -355,20 +322,16 @@ func (s *Store) SaveWorkProgress(ctx context.Context, p *herald.WorkProgress) er
 	}
 	return s.inWrite(ctx, "save work progress of "+p.WorkID, p.AccountID, func(tx *sql.Tx) ([]*herald.Event, error) {
 		var (
-			leaseOwner sql.NullString
-			state      string
-			cursor     int64
+			state  string
+			cursor int64
 		)
-		err := tx.QueryRowContext(ctx, "SELECT lease_owner, state, runtime->>'cursor' FROM work WHERE account_id = ? AND id = ?",
-			p.AccountID, p.WorkID).Scan(&leaseOwner, &state, &cursor)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, herald.Errorf(herald.ECONFLICT, "lease lost: work job %q is gone", p.WorkID)
-		case err != nil:
+		if err := (leasedRow{"work job", "runs", p.WorkID}).scanHeld(tx.QueryRowContext(ctx,
+			"SELECT lease_owner, state, runtime->>'cursor' FROM work WHERE account_id = ? AND id = ?", p.AccountID, p.WorkID),
+			p.Owner, &state, &cursor); err != nil {
 			return nil, err
 		}
-		if err := workLeaseLost(p, leaseOwner.String, state); err != nil {
-			return nil, err
+		if state != herald.WorkActive {
+			return nil, herald.Errorf(herald.ECONFLICT, "lease lost: work job %q is %s, no longer active", p.WorkID, state)
 		}
 		for i, r := range p.Records {
 			if err := tx.QueryRowContext(ctx, `INSERT INTO work_records (account_id, work_id, kind, state, started_at, record)
@@ -404,8 +367,5 @@ func (s *Store) SaveWorkProgress(ctx context.Context, p *herald.WorkProgress) er
 // ENOTFOUND if there is no such account.
 func (s *Store) LastSeq(ctx context.Context, accountID string) (int64, error) {
 	seq, err := accountLastSeq(ctx, s.read, accountID)
-	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return 0, fmt.Errorf("last seq of %s: %w", accountID, err)
-	}
-	return seq, err
+	return seq, wrapInternal(err, "last seq of "+accountID)
 }

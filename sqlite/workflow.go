@@ -88,10 +88,7 @@ func (s *Store) inWrite(ctx context.Context, what, accountID string, change func
 	defer tx.Rollback()
 	events, err := change(tx)
 	if err != nil {
-		if herald.ErrorCode(err) != herald.EINTERNAL {
-			return err
-		}
-		return fmt.Errorf("%s: %w", what, err)
+		return wrapInternal(err, what)
 	}
 	if len(events) > 0 {
 		if err := s.recordChange(ctx, tx, accountID, events...); err != nil {
@@ -102,6 +99,33 @@ func (s *Store) inWrite(ctx context.Context, what, accountID string, change func
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// wrapInternal adds what was being done to err when it is internal, and
+// returns the others (ECONFLICT, …) as they are.
+func wrapInternal(err error, what string) error {
+	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return err
+}
+
+// changeRow runs change, in a write transaction, on the account's row
+// that find reads by key, and records the system event change returns. A
+// nil event changes nothing.
+func changeRow[T any](ctx context.Context, s *Store, what, accountID, key string,
+	find func(context.Context, rowQuerier, string, string) (T, error), change func(tx *sql.Tx, before T) (*herald.Event, error)) error {
+	return s.inWrite(ctx, what+" "+key, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
+		before, err := find(ctx, tx, accountID, key)
+		if err != nil {
+			return nil, err
+		}
+		e, err := change(tx, before)
+		if err != nil || e == nil {
+			return nil, err
+		}
+		return []*herald.Event{e}, nil
+	})
 }
 
 // one makes a list of one system event, or an error.
@@ -136,13 +160,13 @@ func (s *Store) CreateWorkflow(ctx context.Context, w *herald.Workflow) error {
 			c.Secret = herald.NewSigningSecret()
 		}
 		c.PrepareCreate(lastSeq, at)
-		definition, err := c.Definition()
+		definition, err := definitionColumn(&c)
 		if err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO workflows (account_id, name, definition, secret, state, cursor, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.AccountID, c.Name, string(definition), c.Secret, c.State, c.Cursor, micros(c.CreatedAt), micros(c.UpdatedAt))
+			c.AccountID, c.Name, definition, c.Secret, c.State, c.Cursor, micros(c.CreatedAt), micros(c.UpdatedAt))
 		if isUniqueViolation(err) {
 			return nil, herald.Errorf(herald.ECONFLICT, "workflow %q already exists", c.Name)
 		} else if err != nil {
@@ -177,22 +201,13 @@ func (s *Store) FindWorkflows(ctx context.Context, accountID string) ([]*herald.
 // created_at. w gets the stored workflow. ENOTFOUND if there is none.
 func (s *Store) UpdateWorkflow(ctx context.Context, w *herald.Workflow) error {
 	var after herald.Workflow
-	err := s.inWrite(ctx, "update workflow "+w.Name, w.AccountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWorkflow(ctx, tx, w.AccountID, w.Name)
-		if err != nil {
-			return nil, err
-		}
+	err := changeRow(ctx, s, "update workflow", w.AccountID, w.Name, findWorkflow, func(tx *sql.Tx, before *herald.Workflow) (*herald.Event, error) {
 		after = *w
 		keepWorkflowState(&after, before, timeNow())
-		definition, err := after.Definition()
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE workflows SET definition = ?, updated_at = ? WHERE account_id = ? AND name = ?",
-			string(definition), micros(after.UpdatedAt), after.AccountID, after.Name); err != nil {
+		if err := replaceDefinition(ctx, tx, "workflows", "name", after.AccountID, after.Name, &after, after.UpdatedAt); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWorkflow, after.Name, herald.VerbUpdated, after.UpdatedAt, before, &after))
+		return herald.ChangeEvent(ctx, after.AccountID, herald.SubjectWorkflow, after.Name, herald.VerbUpdated, after.UpdatedAt, before, &after)
 	})
 	if err != nil {
 		return err
@@ -216,10 +231,9 @@ func (s *Store) SetWorkflowState(ctx context.Context, accountID, name, state str
 	if !herald.ValidWorkflowState(state) {
 		return herald.Errorf(herald.EINVALID, "unknown workflow state %q", state)
 	}
-	return s.inWrite(ctx, "set state of workflow "+name, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWorkflow(ctx, tx, accountID, name)
-		if err != nil || before.State == state {
-			return nil, err
+	return changeRow(ctx, s, "set state of workflow", accountID, name, findWorkflow, func(tx *sql.Tx, before *herald.Workflow) (*herald.Event, error) {
+		if before.State == state {
+			return nil, nil
 		}
 		after := *before
 		after.State, after.UpdatedAt = state, timeNow()
@@ -227,25 +241,21 @@ func (s *Store) SetWorkflowState(ctx context.Context, accountID, name, state str
 			state, micros(after.UpdatedAt), accountID, name); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, accountID, herald.SubjectWorkflow, name, herald.VerbUpdated, after.UpdatedAt, before, &after))
+		return herald.ChangeEvent(ctx, accountID, herald.SubjectWorkflow, name, herald.VerbUpdated, after.UpdatedAt, before, &after)
 	})
 }
 
 // DeleteWorkflow removes the workflow with its runs and writes its system
 // event. ENOTFOUND if there is none.
 func (s *Store) DeleteWorkflow(ctx context.Context, accountID, name string) error {
-	return s.inWrite(ctx, "delete workflow "+name, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		before, err := findWorkflow(ctx, tx, accountID, name)
-		if err != nil {
-			return nil, err
-		}
+	return changeRow(ctx, s, "delete workflow", accountID, name, findWorkflow, func(tx *sql.Tx, before *herald.Workflow) (*herald.Event, error) {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM workflow_runs WHERE account_id = ? AND workflow = ?", accountID, name); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM workflows WHERE account_id = ? AND name = ?", accountID, name); err != nil {
 			return nil, err
 		}
-		return one(herald.ChangeEvent(ctx, accountID, herald.SubjectWorkflow, name, herald.VerbDeleted, timeNow(), before, nil))
+		return herald.ChangeEvent(ctx, accountID, herald.SubjectWorkflow, name, herald.VerbDeleted, timeNow(), before, nil)
 	})
 }
 
@@ -328,52 +338,6 @@ func (s *Store) FindWorkflowRuns(ctx context.Context, accountID, name string, f 
 	return list, nil
 }
 
-// checkLease validates the arguments of a lease call.
-func checkLease(owner string, ttl time.Duration, max int) error {
-	switch {
-	case owner == "":
-		return herald.Errorf(herald.EINVALID, "lease owner is required")
-	case ttl <= 0:
-		return herald.Errorf(herald.EINVALID, "lease ttl must be positive")
-	case max <= 0:
-		return herald.Errorf(herald.EINVALID, "max must be positive")
-	}
-	return nil
-}
-
-// leaseRows gives owner, in one transaction, the rows of table that cond
-// selects which it holds, and free ones (never leased, released, or whose
-// lease ran out before now), up to max in all, those it holds first, and
-// extends each lease to now+ttl, as LeaseSubscriptions does. It returns
-// them in the order of compare. SQLite has one writer at a time: two
-// owners never take the same row.
-func leaseRows[T any](ctx context.Context, s *Store, table, cond, columns string, scan func(rowScanner) (T, error),
-	compare func(a, b T) int, owner string, now time.Time, ttl time.Duration, max int) ([]T, error) {
-	if err := checkLease(owner, ttl, max); err != nil {
-		return nil, err
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	list, err := queryAll(ctx, tx, `UPDATE `+table+` SET lease_owner = ?1, lease_until = ?2
-		WHERE rowid IN (SELECT rowid FROM `+table+`
-			WHERE `+cond+` AND (lease_owner = ?1 OR lease_until IS NULL OR lease_until < ?3)
-			ORDER BY lease_owner IS ?1 DESC, created_at, rowid LIMIT ?4)
-		RETURNING `+columns,
-		[]any{owner, micros(now.Add(ttl)), micros(now), max}, func(rows *sql.Rows) (T, error) { return scan(rows) })
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	// RETURNING gives rows in no set order.
-	slices.SortFunc(list, compare)
-	return list, nil
-}
-
 // LeaseWorkflows gives owner the workflows, active or paused (a paused
 // one's cursor still moves), that it holds and free ones, up to max, as
 // LeaseSubscriptions does, and returns them oldest first.
@@ -382,38 +346,15 @@ func (s *Store) LeaseWorkflows(ctx context.Context, owner string, now time.Time,
 		func(a, b *herald.Workflow) int {
 			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.Name, b.Name))
 		}, owner, now, ttl, max)
-	if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return nil, fmt.Errorf("lease workflows: %w", err)
-	}
-	return list, err
+	return list, wrapInternal(err, "lease workflows")
 }
 
 // ReleaseWorkflows gives owner's leases on workflows and runs up, so that
 // another node may take them at once. A run that was running is claimed
 // again by the next ClaimRuns.
 func (s *Store) ReleaseWorkflows(ctx context.Context, owner string) error {
-	return s.inWrite(ctx, "release workflows of "+owner, "", func(tx *sql.Tx) ([]*herald.Event, error) {
-		for _, table := range []string{"workflows", "workflow_runs"} {
-			if _, err := tx.ExecContext(ctx, "UPDATE "+table+" SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", owner); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
-	})
-}
-
-// checkWorkflowLease reads, in tx, who holds the workflow's lease:
-// ECONFLICT unless owner does.
-func checkWorkflowLease(ctx context.Context, tx *sql.Tx, accountID, name, owner string) error {
-	var leaseOwner sql.NullString
-	err := tx.QueryRowContext(ctx, "SELECT lease_owner FROM workflows WHERE account_id = ? AND name = ?", accountID, name).Scan(&leaseOwner)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return herald.Errorf(herald.ECONFLICT, "lease lost: workflow %q is gone", name)
-	case err != nil:
-		return err
-	case leaseOwner.String != owner:
-		return herald.Errorf(herald.ECONFLICT, "lease lost: %s no longer reads workflow %q", owner, name)
+	if err := s.releaseLeases(ctx, owner, "workflows", "workflow_runs"); err != nil {
+		return fmt.Errorf("release workflows of %s: %w", owner, err)
 	}
 	return nil
 }
@@ -443,7 +384,8 @@ func (s *Store) EnqueueRuns(ctx context.Context, accountID, workflow, owner stri
 		r.PrepareStore(now)
 	}
 	return s.inWrite(ctx, "enqueue runs of workflow "+workflow, accountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		if err := checkWorkflowLease(ctx, tx, accountID, workflow, owner); err != nil {
+		if err := (leasedRow{"workflow", "reads", workflow}).scanHeld(tx.QueryRowContext(ctx,
+			"SELECT lease_owner FROM workflows WHERE account_id = ? AND name = ?", accountID, workflow), owner); err != nil {
 			return nil, err
 		}
 		for _, r := range runs {
@@ -471,7 +413,10 @@ func (s *Store) EnqueueRuns(ctx context.Context, accountID, workflow, owner stri
 // ClaimRuns leases to owner, until now+ttl, up to max runs of active
 // workflows that are pending and due by now, or running with a lease
 // that ran out or was released, oldest first, marks them running and
-// returns them. A paused workflow's runs wait for it to resume.
+// returns them. A paused workflow's runs wait for it to resume. The query
+// starts from the index of unfinished runs: finished ones pile up, and a
+// plan that walked a workflow's runs to find the few due cost most of a
+// busy server's CPU.
 func (s *Store) ClaimRuns(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int) ([]*herald.WorkflowRun, error) {
 	if err := checkLease(owner, ttl, max); err != nil {
 		return nil, err
@@ -481,9 +426,11 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, now time.Time, ttl 
 		var err error
 		list, err = queryAll(ctx, tx, `UPDATE workflow_runs SET lease_owner = ?1, lease_until = ?2, state = 'running', updated_at = ?3
 			WHERE rowid IN (SELECT r.rowid FROM workflow_runs r
-				JOIN workflows w ON w.account_id = r.account_id AND w.name = r.workflow AND w.state = 'active'
-				WHERE ((r.state = 'pending' AND (r.next_at IS NULL OR r.next_at <= ?3)) OR r.state = 'running')
+				WHERE r.state IN ('pending', 'running')
+					AND (r.state = 'running' OR r.next_at IS NULL OR r.next_at <= ?3)
 					AND (r.lease_until IS NULL OR r.lease_until < ?3)
+					AND EXISTS (SELECT 1 FROM workflows w
+						WHERE w.account_id = r.account_id AND w.name = r.workflow AND w.state = 'active')
 				ORDER BY r.created_at, r.id LIMIT ?4)
 			RETURNING `+runColumns,
 			[]any{owner, micros(now.Add(ttl)), micros(now), max}, func(rows *sql.Rows) (*herald.WorkflowRun, error) { return scanRun(rows) })
@@ -520,15 +467,9 @@ func (s *Store) SaveRun(ctx context.Context, r *herald.WorkflowRun, owner string
 		until, leaseOwner = nil, nil
 	}
 	return s.inWrite(ctx, "save run "+r.ID, r.AccountID, func(tx *sql.Tx) ([]*herald.Event, error) {
-		var held sql.NullString
-		err := tx.QueryRowContext(ctx, "SELECT lease_owner FROM workflow_runs WHERE account_id = ? AND id = ?", r.AccountID, r.ID).Scan(&held)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, herald.Errorf(herald.ECONFLICT, "lease lost: run %q is gone", r.ID)
-		case err != nil:
+		if err := (leasedRow{"run", "holds", r.ID}).scanHeld(tx.QueryRowContext(ctx,
+			"SELECT lease_owner FROM workflow_runs WHERE account_id = ? AND id = ?", r.AccountID, r.ID), owner); err != nil {
 			return nil, err
-		case held.String != owner:
-			return nil, herald.Errorf(herald.ECONFLICT, "lease lost: %s no longer holds run %q", owner, r.ID)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET state = ?, step = ?, steps = ?, next_at = ?, error = ?,
 				finished_at = ?, updated_at = ?, lease_owner = ?, lease_until = ?

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -159,61 +158,12 @@ func testLeasesFromTwoNodes(t *testing.T, newDB NewDatabase) {
 		all = append(all, account+"/"+id)
 	}
 	slices.Sort(all)
-	t0 := baseTime.Add(time.Hour)
-
-	var mu sync.Mutex
-	holders := map[string]map[string]bool{} // subscription → owners that were told they hold it
-	var owners []string
-	var funcs []func(context.Context) error
-	for n, node := range nodes {
-		for o := range ownersPerNode {
-			owner := fmt.Sprintf("node%d-owner%d", n, o)
-			owners = append(owners, owner)
-			funcs = append(funcs, func(ctx context.Context) error {
-				for i := range callsEachOwner {
-					held, err := node.LeaseSubscriptions(ctx, owner, t0.Add(time.Duration(i)*time.Second), time.Hour, maxEach)
-					if err != nil {
-						return fmt.Errorf("%s: LeaseSubscriptions %d: %w", owner, i, err)
-					}
-					if len(held) > maxEach {
-						return fmt.Errorf("%s: LeaseSubscriptions %d: %d subscriptions, more than max %d", owner, i, len(held), maxEach)
-					}
-					mu.Lock()
-					for _, k := range subKeys(held) {
-						if holders[k] == nil {
-							holders[k] = map[string]bool{}
-						}
-						holders[k][owner] = true
-					}
-					mu.Unlock()
-				}
-				return nil
-			})
-		}
-	}
-	runConcurrently(t, funcs)
-
-	for _, k := range slices.Sorted(maps.Keys(holders)) {
-		if len(holders[k]) > 1 {
-			t.Errorf("%s was held by %v at once", k, slices.Sorted(maps.Keys(holders[k])))
-		}
-	}
-	// One more call each, one at a time: together they hold every one
-	// (6 owners of 5 for 24), each what it held before.
-	var union []string
-	for i, owner := range owners {
-		held := subKeys(lease(t, nodes[i%2], owner, t0.Add(time.Minute), time.Hour, maxEach))
-		for _, k := range held {
-			if !holders[k][owner] && len(holders[k]) > 0 {
-				t.Errorf("%s now holds %s, which %v held", owner, k, slices.Sorted(maps.Keys(holders[k])))
-			}
-		}
-		union = append(union, held...)
-	}
-	slices.Sort(union)
-	if !slices.Equal(union, all) {
-		t.Errorf("together the owners hold %v; want each of %v once", union, all)
-	}
+	twoNodeLeases[*herald.Subscription]{
+		call:          "LeaseSubscriptions",
+		lease:         Store.LeaseSubscriptions,
+		key:           subKey,
+		ownersPerNode: ownersPerNode, maxEach: maxEach, callsEach: callsEachOwner,
+	}.run(t, nodes, all, baseTime.Add(time.Hour))
 }
 
 // testSaveDelivery checks what one commit of a deliverer stores, and that

@@ -595,8 +595,10 @@ func subIDs(list []*herald.Subscription) []string {
 }
 
 // subKeys returns "account/id" of each subscription, sorted.
+func subKey(s *herald.Subscription) string { return s.AccountID + "/" + s.ID }
+
 func subKeys(list []*herald.Subscription) []string {
-	out := idsOf(list, func(s *herald.Subscription) string { return s.AccountID + "/" + s.ID })
+	out := idsOf(list, subKey)
 	slices.Sort(out)
 	return out
 }

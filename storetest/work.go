@@ -1,13 +1,10 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +35,7 @@ func testWork(t *testing.T, newDB NewDatabase) {
 	wantMember(t, "CreateWork", d, "/after/state", herald.WorkActive)
 	wantMember(t, "CreateWork", d, "/after/export/mode", herald.ExportStream)
 	got := findJob(t, s, "acme", "job_stream")
-	wantJobConfig(t, "job_stream as created", got, exportJob("acme", "job_stream", herald.ExportStream, baseTime))
+	wantDefinition(t, "job_stream as created", got, exportJob("acme", "job_stream", herald.ExportStream, baseTime))
 	if got.Runtime.Cursor != last || stream.Runtime.Cursor != last {
 		t.Errorf("job_stream (start now) created: cursor %d (returned %d), want the account's last seq at creation, %d",
 			got.Runtime.Cursor, stream.Runtime.Cursor, last)
@@ -153,7 +150,7 @@ func testWork(t *testing.T, newDB NewDatabase) {
 	got = findJob(t, s, "acme", "job_batch")
 	want := exportJob("acme", "job_batch", herald.ExportBatch, baseTime)
 	want.Name, want.Export.Every, want.Export.BatchSize = "Nightly", herald.Duration(24*time.Hour), 500
-	wantJobConfig(t, "job_batch after the update", got, want)
+	wantDefinition(t, "job_batch after the update", got, want)
 	if got.Kind != herald.WorkExport || got.State != herald.WorkActive || got.StateReason != "" || got.Runtime.Cursor != 1 ||
 		!got.Runtime.Syncing || got.Runtime.Pending == nil || got.RunNowAt != nil || !got.CreatedAt.Equal(baseTime.Add(2*time.Second)) ||
 		got.Secret == sneaky || changed.Secret != got.Secret || changed.Kind != herald.WorkExport {
@@ -480,64 +477,21 @@ func testWorkFromTwoNodes(t *testing.T, newDB NewDatabase) {
 		all = append(all, account+"/"+id)
 	}
 	slices.Sort(all)
-	t0 := baseTime.Add(time.Hour)
-
-	var mu sync.Mutex
-	holders := map[string]map[string]bool{}
-	var funcs []func(context.Context) error
-	var owners []string
-	for n, node := range nodes {
-		for o := range ownersPerNode {
-			owner := fmt.Sprintf("node%d-owner%d", n, o)
-			owners = append(owners, owner)
-			funcs = append(funcs, func(ctx context.Context) error {
-				for i := range callsEach {
-					held, err := node.LeaseWork(ctx, owner, t0.Add(time.Duration(i)*time.Second), time.Hour, maxEach)
-					if err != nil {
-						return fmt.Errorf("%s: LeaseWork %d: %w", owner, i, err)
-					}
-					if len(held) > maxEach {
-						return fmt.Errorf("%s: LeaseWork %d: %d jobs, more than max %d", owner, i, len(held), maxEach)
-					}
-					for _, j := range held {
-						if err := node.SaveWorkProgress(ctx, &herald.WorkProgress{AccountID: j.AccountID, WorkID: j.ID, Owner: owner,
-							Runtime: herald.WorkRuntime{Cursor: int64(i + 1)}}); err != nil {
-							return fmt.Errorf("%s: SaveWorkProgress(%s/%s) of a job it holds: %w", owner, j.AccountID, j.ID, err)
-						}
-					}
-					mu.Lock()
-					for _, k := range jobKeys(held) {
-						if holders[k] == nil {
-							holders[k] = map[string]bool{}
-						}
-						holders[k][owner] = true
-					}
-					mu.Unlock()
+	twoNodeLeases[*herald.Work]{
+		call:  "LeaseWork",
+		lease: Store.LeaseWork,
+		key:   jobKey,
+		use: func(ctx context.Context, s Store, owner string, i int, held []*herald.Work) error {
+			for _, j := range held {
+				if err := s.SaveWorkProgress(ctx, &herald.WorkProgress{AccountID: j.AccountID, WorkID: j.ID, Owner: owner,
+					Runtime: herald.WorkRuntime{Cursor: int64(i + 1)}}); err != nil {
+					return fmt.Errorf("%s: SaveWorkProgress(%s/%s) of a job it holds: %w", owner, j.AccountID, j.ID, err)
 				}
-				return nil
-			})
-		}
-	}
-	runConcurrently(t, funcs)
-	for _, k := range slices.Sorted(maps.Keys(holders)) {
-		if len(holders[k]) > 1 {
-			t.Errorf("%s was held by %v at once", k, slices.Sorted(maps.Keys(holders[k])))
-		}
-	}
-	var union []string
-	for i, owner := range owners {
-		held := jobKeys(leaseJobs(t, nodes[i%2], owner, t0.Add(time.Minute), time.Hour, maxEach))
-		for _, k := range held {
-			if !holders[k][owner] && len(holders[k]) > 0 {
-				t.Errorf("%s now holds %s, which %v held", owner, k, slices.Sorted(maps.Keys(holders[k])))
 			}
-		}
-		union = append(union, held...)
-	}
-	slices.Sort(union)
-	if !slices.Equal(union, all) {
-		t.Errorf("together the owners hold %v; want each of %v once", union, all)
-	}
+			return nil
+		},
+		ownersPerNode: ownersPerNode, maxEach: maxEach, callsEach: callsEach,
+	}.run(t, nodes, all, baseTime.Add(time.Hour))
 }
 
 // exportJob is a valid export of the account to a PostgreSQL table whose
@@ -638,9 +592,11 @@ func jobIDs(list []*herald.Work) []string {
 	return idsOf(list, func(w *herald.Work) string { return w.ID })
 }
 
+func jobKey(w *herald.Work) string { return w.AccountID + "/" + w.ID }
+
 // jobKeys returns "account/id" of each job, sorted.
 func jobKeys(list []*herald.Work) []string {
-	out := idsOf(list, func(w *herald.Work) string { return w.AccountID + "/" + w.ID })
+	out := idsOf(list, jobKey)
 	slices.Sort(out)
 	return out
 }
@@ -648,22 +604,6 @@ func jobKeys(list []*herald.Work) []string {
 func fmtJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// wantJobConfig checks that got has the definition of want.
-func wantJobConfig(t *testing.T, what string, got, want *herald.Work) {
-	t.Helper()
-	g, err := got.Definition()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := want.Definition()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g, w) {
-		t.Errorf("%s: definition\n%s\nwant\n%s", what, g, w)
-	}
 }
 
 // wantRuntime checks that got's runtime is want.

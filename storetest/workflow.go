@@ -51,7 +51,7 @@ func testWorkflows(t *testing.T, newDB NewDatabase) {
 		t.Errorf("CreateWorkflow without a secret: w.Secret = %q, want a whsec_ secret made for it", w.Secret)
 	}
 	got := findFlow(t, s, "acme", "notify")
-	wantFlowConfig(t, "notify as created", got, fullWorkflow("acme", "notify"))
+	wantDefinition(t, "notify as created", got, fullWorkflow("acme", "notify"))
 	if got.Cursor != last || w.Cursor != last {
 		t.Errorf("notify created: cursor %d (returned %d); want the account's last seq at creation, %d, before its own event (%d)",
 			got.Cursor, w.Cursor, last, e.Seq)
@@ -139,7 +139,7 @@ func testWorkflows(t *testing.T, newDB NewDatabase) {
 		}
 	}
 	got = findFlow(t, s, "acme", "notify")
-	wantFlowConfig(t, "notify after the update", got, simpleWorkflowWith("acme", "notify", func(w *herald.Workflow) {
+	wantDefinition(t, "notify after the update", got, simpleWorkflowWith("acme", "notify", func(w *herald.Workflow) {
 		w.Description, w.MaxDepth = "Tell the risk team", 2
 	}))
 	if got.State != herald.WorkflowActive || got.Cursor != last+5 || got.Secret != w.Secret || !got.CreatedAt.Equal(created) ||
@@ -754,8 +754,9 @@ func fmtRun(r *herald.WorkflowRun) string {
 	return fmt.Sprintf("%s/%s %s", r.AccountID, r.ID, b)
 }
 
-// wantFlowConfig checks that got has the definition of want.
-func wantFlowConfig(t *testing.T, what string, got, want *herald.Workflow) {
+// wantDefinition checks that got has the definition of want: what a
+// client chose of a workflow or a job.
+func wantDefinition(t *testing.T, what string, got, want interface{ Definition() ([]byte, error) }) {
 	t.Helper()
 	g, err := got.Definition()
 	if err != nil {

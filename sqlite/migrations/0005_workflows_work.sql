@@ -46,9 +46,10 @@ CREATE TABLE workflow_runs (
 	UNIQUE (account_id, workflow, event_id)
 ) STRICT;
 
--- ClaimRuns reads the runs under way (pending or running) of every
--- account; finished ones, the many, are left out of the index.
-CREATE INDEX workflow_runs_due ON workflow_runs (state, next_at) WHERE state IN ('pending', 'running');
+-- ClaimRuns takes the oldest runs under way (pending or running) of every
+-- account, in the order of this index, so that it stops after the few it
+-- takes; finished runs, the many, are left out of it.
+CREATE INDEX workflow_runs_open ON workflow_runs (created_at, id) WHERE state IN ('pending', 'running');
 -- FindWorkflowRuns pages a workflow's runs, newest first.
 CREATE INDEX workflow_runs_workflow ON workflow_runs (account_id, workflow, created_at, id);
 
