@@ -132,7 +132,9 @@ type outcome struct {
 	gone bool
 }
 
-func newDeliverer(e *Engine, s *herald.Subscription, prev *deliverer) *deliverer {
+// newDeliverer returns the deliverer of s, not yet running; prev, if
+// any, is its predecessor (lease.Config.New).
+func (e *Engine) newDeliverer(s *herald.Subscription, prev *deliverer) *deliverer {
 	ctx, cancel := context.WithCancel(e.ctx)
 	// Requests outlive a stop for a grace period (shutdown).
 	reqCtx, reqCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -170,8 +172,11 @@ func newDeliverer(e *Engine, s *herald.Subscription, prev *deliverer) *deliverer
 	return d
 }
 
-func (d *deliverer) stop() { d.cancel() }
+// Stop asks the deliverer to stop: requests under way get ShutdownGrace
+// to finish, and what was done is saved.
+func (d *deliverer) Stop() { d.cancel() }
 
+// exited reports whether the deliverer has stopped and saved.
 func (d *deliverer) exited() bool {
 	select {
 	case <-d.done:
@@ -181,13 +186,15 @@ func (d *deliverer) exited() bool {
 	}
 }
 
-func (d *deliverer) wakeUp() {
+// WakeUp tells the deliverer that there are new events.
+func (d *deliverer) WakeUp() {
 	select {
 	case d.wakeCh <- struct{}{}:
 	default:
 	}
 }
 
+// poke has the deliverer look for due messages and reload its secrets.
 func (d *deliverer) poke() {
 	select {
 	case d.pokeCh <- struct{}{}:
@@ -195,19 +202,25 @@ func (d *deliverer) poke() {
 	}
 }
 
-// mustRestart reports whether s changed in a way the running deliverer
-// cannot take on: its ordering or its window.
-func (d *deliverer) mustRestart(s *herald.Subscription) bool {
-	return s.Ordered != d.ordered || s.MaxInFlight != d.maxInFlight
+// Renew gives the deliverer s's current settings (URL, headers, template,
+// filter, schedule, limits); they apply to the next requests. refreshed
+// also pokes it. A change of ordering or window it cannot take on: it
+// reports false, to be replaced.
+func (d *deliverer) Renew(s *herald.Subscription, refreshed bool) bool {
+	if s.Ordered != d.ordered || s.MaxInFlight != d.maxInFlight {
+		return false
+	}
+	d.cfg.Store(s)
+	if refreshed {
+		d.poke()
+	}
+	return true
 }
-
-// update gives the deliverer s's current settings (URL, headers,
-// template, filter, schedule, limits); they apply to the next requests.
-func (d *deliverer) update(s *herald.Subscription) { d.cfg.Store(s) }
 
 func (d *deliverer) now() time.Time { return d.e.opts.Now() }
 
-func (d *deliverer) run() {
+// Run delivers until stopped, after waiting for its predecessor.
+func (d *deliverer) Run() {
 	defer close(d.done)
 	defer d.cancel()
 	if d.prev != nil {

@@ -2,18 +2,15 @@ package delivery
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/lease"
 )
 
 // Store is what the engine needs of a store: the delivery state, a
@@ -94,19 +91,17 @@ type Engine struct {
 	templates Templates
 	metrics   *metrics
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	refresh chan struct{}
-	start   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // pruneAttempts
+	start  sync.Once
 
-	mu sync.RWMutex
-	// current holds the running deliverer of each subscription held;
-	// retired, the ones stopped that may still be saving (a successor
-	// waits for them).
-	current   map[subKey]*deliverer
-	retired   map[subKey]*deliverer
-	byAccount map[string]map[string]*deliverer
+	// keeper leases the subscriptions and runs their deliverers. mu is
+	// its lock and current its map of the deliverer of each subscription
+	// held, read under mu.
+	keeper  *lease.Keeper[subKey, *herald.Subscription, *deliverer]
+	mu      sync.RWMutex
+	current map[subKey]*deliverer
 }
 
 type subKey struct{ account, id string }
@@ -117,7 +112,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("delivery: Options.Store is required")
 	}
 	if opts.Owner == "" {
-		opts.Owner = defaultOwner()
+		opts.Owner = lease.DefaultOwner()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -151,25 +146,29 @@ func New(opts Options) (*Engine, error) {
 		client = NewClient(ClientOptions{AllowPrivate: opts.AllowPrivate})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
-		opts:      opts,
-		store:     opts.Store,
-		client:    client,
-		metrics:   newMetrics(opts.Registerer),
-		ctx:       ctx,
-		cancel:    cancel,
-		refresh:   make(chan struct{}, 1),
-		current:   make(map[subKey]*deliverer),
-		retired:   make(map[subKey]*deliverer),
-		byAccount: make(map[string]map[string]*deliverer),
-	}, nil
-}
-
-func defaultOwner() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	e := &Engine{
+		opts:    opts,
+		store:   opts.Store,
+		client:  client,
+		metrics: newMetrics(opts.Registerer),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	e.keeper = lease.New(lease.Config[subKey, *herald.Subscription, *deliverer]{
+		Name:     "subscriptions",
+		Owner:    opts.Owner,
+		TTL:      opts.LeaseTTL,
+		Lease:    e.lease,
+		Release:  e.store.ReleaseSubscriptions,
+		Key:      func(s *herald.Subscription) subKey { return subKey{s.AccountID, s.ID} },
+		Account:  func(k subKey) string { return k.account },
+		New:      e.newDeliverer,
+		Released: e.metrics.forget,
+		Held:     e.metrics.held,
+		Mu:       &e.mu,
+	})
+	e.current = e.keeper.Running()
+	return e, nil
 }
 
 // Owner is the name this engine leases under.
@@ -178,11 +177,7 @@ func (e *Engine) Owner() string { return e.opts.Owner }
 // Start leases subscriptions and delivers them in the background.
 func (e *Engine) Start() {
 	e.start.Do(func() {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.run()
-		}()
+		e.keeper.Start()
 		if e.opts.AttemptRetention > 0 {
 			e.wg.Add(1)
 			go func() {
@@ -228,136 +223,36 @@ func (e *Engine) pruneAttempts() {
 func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	e.client.CloseIdleConnections()
-	if err := e.store.ReleaseSubscriptions(ctx, e.opts.Owner); err != nil {
-		return fmt.Errorf("release subscriptions of %s: %w", e.opts.Owner, err)
-	}
-	return nil
+	defer e.client.CloseIdleConnections()
+	return e.keeper.Close()
 }
 
 // Notify tells the deliverers of an account that it has new events: call
 // it after each commit that stores events, so that they are sent without
 // waiting for a poll.
-func (e *Engine) Notify(accountID string) {
-	e.mu.RLock()
-	for _, d := range e.byAccount[accountID] {
-		d.wakeUp()
-	}
-	e.mu.RUnlock()
-}
+func (e *Engine) Notify(accountID string) { e.keeper.Notify(accountID) }
 
 // Refresh leases at once and has every deliverer look for due messages
 // and reload its secrets: call it after a subscription was created,
 // changed, paused, resumed, its secret rotated, or its messages retried
 // by hand.
-func (e *Engine) Refresh() {
-	select {
-	case e.refresh <- struct{}{}:
-	default:
-	}
-}
+func (e *Engine) Refresh() { e.keeper.Refresh() }
 
-func (e *Engine) run() {
-	t := time.NewTicker(e.opts.LeaseTTL / 3)
-	defer t.Stop()
-	refreshed := true
-	for {
-		e.lease(refreshed)
-		select {
-		case <-e.ctx.Done():
-			e.mu.Lock()
-			for _, d := range e.current {
-				d.stop()
-			}
-			e.mu.Unlock()
-			return
-		case <-t.C:
-			refreshed = false
-		case <-e.refresh:
-			refreshed = true
-		}
-	}
-}
-
-// lease renews the leases, starts deliverers for subscriptions newly
-// held and stops those of subscriptions no longer held.
-func (e *Engine) lease(poke bool) {
-	subs, err := e.store.LeaseSubscriptions(e.ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxSubscriptions)
+// lease renews the leases and returns the subscriptions held, with their
+// defaults set.
+func (e *Engine) lease(ctx context.Context) ([]*herald.Subscription, error) {
+	subs, err := e.store.LeaseSubscriptions(ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxSubscriptions)
 	if err != nil {
-		if e.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			e.metrics.leaseErrors.Inc()
 			e.opts.Logger.Error("lease subscriptions", "owner", e.opts.Owner, "err", err)
 		}
-		return
+		return nil, err
 	}
-	held := make(map[subKey]*herald.Subscription, len(subs))
-	for _, s := range subs {
+	for i, s := range subs {
 		c := *s
 		c.SetDefaults()
-		held[subKey{s.AccountID, s.ID}] = &c
+		subs[i] = &c
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for k, d := range e.current {
-		if _, ok := held[k]; !ok || d.exited() {
-			e.retire(k, d)
-			if !ok {
-				e.metrics.forget(k)
-			}
-		}
-	}
-	for k, s := range held {
-		d := e.current[k]
-		switch {
-		case d == nil:
-			e.begin(k, s, e.retired[k])
-		case d.mustRestart(s):
-			e.retire(k, d)
-			e.begin(k, s, d)
-		default:
-			d.update(s)
-			if poke {
-				d.poke()
-			}
-		}
-	}
-	for k, d := range e.retired {
-		if d.exited() {
-			delete(e.retired, k)
-		}
-	}
-	e.metrics.held.Set(float64(len(e.current)))
-}
-
-// begin starts a deliverer for s; prev, if any, is stopping, and the new
-// one waits for it to finish and goes on from where it stopped.
-func (e *Engine) begin(k subKey, s *herald.Subscription, prev *deliverer) {
-	d := newDeliverer(e, s, prev)
-	delete(e.retired, k)
-	e.current[k] = d
-	if e.byAccount[k.account] == nil {
-		e.byAccount[k.account] = make(map[string]*deliverer)
-	}
-	e.byAccount[k.account][k.id] = d
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		d.run()
-	}()
-}
-
-// retire stops d and keeps it, for a successor to go on from where it
-// stopped.
-func (e *Engine) retire(k subKey, d *deliverer) {
-	d.stop()
-	delete(e.current, k)
-	if m := e.byAccount[k.account]; m != nil {
-		delete(m, k.id)
-		if len(m) == 0 {
-			delete(e.byAccount, k.account)
-		}
-	}
-	e.retired[k] = d
+	return subs, nil
 }

@@ -3,13 +3,10 @@ package work
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/export"
+	"github.com/heraldhq/herald/lease"
 	"github.com/heraldhq/herald/notify"
 )
 
@@ -96,19 +94,18 @@ type Engine struct {
 	sender  *notify.Sender
 	metrics *metrics
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	refresh chan struct{}
-	start   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// round counts the lease rounds, to tell a listing read after a
 	// runner's first save from one read before (runner.stale).
 	round atomic.Int64
 
-	mu        sync.RWMutex
-	current   map[jobKey]*runner
-	byAccount map[string]map[string]*runner
+	// keeper leases the jobs and runs their runners. mu is its lock and
+	// current its map of the runner of each job held, read under mu.
+	keeper  *lease.Keeper[jobKey, *herald.Work, *runner]
+	mu      sync.RWMutex
+	current map[jobKey]*runner
 }
 
 type jobKey struct{ account, id string }
@@ -119,7 +116,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("work: Options.Store is required")
 	}
 	if opts.Owner == "" {
-		opts.Owner = defaultOwner()
+		opts.Owner = lease.DefaultOwner()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -155,172 +152,80 @@ func New(opts Options) (*Engine, error) {
 		})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
-		opts:      opts,
-		store:     opts.Store,
-		sender:    sender,
-		metrics:   newMetrics(opts.Registerer),
-		ctx:       ctx,
-		cancel:    cancel,
-		refresh:   make(chan struct{}, 1),
-		current:   make(map[jobKey]*runner),
-		byAccount: make(map[string]map[string]*runner),
-	}, nil
-}
-
-func defaultOwner() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	e := &Engine{
+		opts:    opts,
+		store:   opts.Store,
+		sender:  sender,
+		metrics: newMetrics(opts.Registerer),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	e.keeper = lease.New(lease.Config[jobKey, *herald.Work, *runner]{
+		Name:    "work",
+		Owner:   opts.Owner,
+		TTL:     opts.LeaseTTL,
+		Lease:   e.lease,
+		Release: e.store.ReleaseWork,
+		Key:     func(w *herald.Work) jobKey { return jobKey{w.AccountID, w.ID} },
+		Account: func(k jobKey) string { return k.account },
+		New:     e.newRunner,
+		Held:    e.metrics.held,
+		Mu:      &e.mu,
+	})
+	e.current = e.keeper.Running()
+	return e, nil
 }
 
 // Owner is the name this engine leases under.
 func (e *Engine) Owner() string { return e.opts.Owner }
 
 // Start leases jobs and runs them in the background.
-func (e *Engine) Start() {
-	e.start.Do(func() {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.run()
-		}()
-	})
-}
+func (e *Engine) Start() { e.keeper.Start() }
 
 // Close stops every runner (a unit write or a message under way is
 // abandoned and done again later, with the same content), and gives the
 // leases up so that another node can take over at once.
 func (e *Engine) Close() error {
 	e.cancel()
-	e.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.store.ReleaseWork(ctx, e.opts.Owner); err != nil {
-		return fmt.Errorf("release work of %s: %w", e.opts.Owner, err)
-	}
-	return nil
+	return e.keeper.Close()
 }
 
 // Notify tells the runners of an account that it has new events: call it
 // after each commit that stores events, so that streams and alerts act
 // without waiting for a poll.
-func (e *Engine) Notify(accountID string) {
-	e.mu.RLock()
-	for _, r := range e.byAccount[accountID] {
-		r.wakeUp()
-	}
-	e.mu.RUnlock()
-}
+func (e *Engine) Notify(accountID string) { e.keeper.Notify(accountID) }
 
 // Refresh leases at once and has every runner look at its job again: call
 // it after a job was created, changed, paused, resumed or asked to run
 // now.
-func (e *Engine) Refresh() {
-	select {
-	case e.refresh <- struct{}{}:
-	default:
-	}
-}
+func (e *Engine) Refresh() { e.keeper.Refresh() }
 
-func (e *Engine) run() {
-	t := time.NewTicker(e.opts.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		e.lease()
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		case <-e.refresh:
-		}
-	}
-}
-
-// lease renews the leases, starts runners for jobs newly held (or whose
-// runner stopped, or whose definition changed) and stops those of jobs no
-// longer held: paused, deleted, finished or taken by another node.
-func (e *Engine) lease() {
-	round := e.round.Add(1)
-	jobs, err := e.store.LeaseWork(e.ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxJobs)
+// lease starts a lease round: it renews the leases and returns the jobs
+// held, with their defaults set. Jobs no longer held (paused, deleted,
+// finished or taken by another node) have their runners stopped; a runner
+// that stopped by itself (its save was refused) is replaced.
+func (e *Engine) lease(ctx context.Context) ([]*herald.Work, error) {
+	e.round.Add(1)
+	jobs, err := e.store.LeaseWork(ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxJobs)
 	if err != nil {
-		if e.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			e.metrics.leaseErrors.Inc()
 			e.opts.Logger.Error("lease work", "owner", e.opts.Owner, "err", err)
 		}
-		return
+		return nil, err
 	}
-	held := make(map[jobKey]*herald.Work, len(jobs))
-	for _, w := range jobs {
+	for i, w := range jobs {
 		c := *w
 		c.SetDefaults()
-		held[jobKey{w.AccountID, w.ID}] = &c
+		jobs[i] = &c
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ctx.Err() != nil {
-		return
-	}
-	for k, r := range e.current {
-		if _, ok := held[k]; !ok {
-			e.remove(k, r)
-		}
-	}
-	for k, w := range held {
-		r := e.current[k]
-		switch {
-		case r == nil:
-			e.begin(k, w, nil)
-		case r.exited() || r.defKey != definitionKey(w) || r.stale(w, round):
-			// A runner that stopped (its save was refused), runs an old
-			// definition or missed a pause: its successor waits for it,
-			// then reloads the job.
-			e.remove(k, r)
-			e.begin(k, w, r)
-		default:
-			r.update(w)
-		}
-	}
-	e.metrics.held.Set(float64(len(e.current)))
-}
-
-// begin starts a runner for w; prev, if any, is stopping.
-func (e *Engine) begin(k jobKey, w *herald.Work, prev *runner) {
-	r := newRunner(e, w, prev)
-	e.current[k] = r
-	if e.byAccount[k.account] == nil {
-		e.byAccount[k.account] = make(map[string]*runner)
-	}
-	e.byAccount[k.account][k.id] = r
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		r.run()
-	}()
-}
-
-func (e *Engine) remove(k jobKey, r *runner) {
-	r.stop()
-	delete(e.current, k)
-	if m := e.byAccount[k.account]; m != nil {
-		delete(m, k.id)
-		if len(m) == 0 {
-			delete(e.byAccount, k.account)
-		}
-	}
+	return jobs, nil
 }
 
 // wakeAccount wakes the runners of an account but except: they may
 // export or alert on the system events except just wrote.
 func (e *Engine) wakeAccount(accountID string, except *runner) {
-	e.mu.RLock()
-	for _, r := range e.byAccount[accountID] {
-		if r != except {
-			r.wakeUp()
-		}
-	}
-	e.mu.RUnlock()
+	e.keeper.NotifyOthers(accountID, except)
 	if e.opts.Appended != nil {
 		e.opts.Appended(accountID)
 	}

@@ -58,7 +58,9 @@ type runner struct {
 	stream streamReport
 }
 
-func newRunner(e *Engine, w *herald.Work, prev *runner) *runner {
+// newRunner returns the runner of w, not yet running; prev, if any, is
+// its predecessor (lease.Config.New).
+func (e *Engine) newRunner(w *herald.Work, prev *runner) *runner {
 	ctx, cancel := context.WithCancel(e.ctx)
 	r := &runner{
 		e:      e,
@@ -76,8 +78,11 @@ func newRunner(e *Engine, w *herald.Work, prev *runner) *runner {
 	return r
 }
 
-func (r *runner) stop() { r.cancel() }
+// Stop asks the runner to stop: a unit write or a message under way is
+// abandoned and done again later.
+func (r *runner) Stop() { r.cancel() }
 
+// exited reports whether the runner has stopped.
 func (r *runner) exited() bool {
 	select {
 	case <-r.done:
@@ -87,23 +92,33 @@ func (r *runner) exited() bool {
 	}
 }
 
-func (r *runner) wakeUp() {
+// WakeUp has the runner look at its job and the log again.
+func (r *runner) WakeUp() {
 	select {
 	case r.wakeCh <- struct{}{}:
 	default:
 	}
 }
 
-// update passes a newer listing of the job on (RunNowAt) and has the
-// runner look at it.
-func (r *runner) update(w *herald.Work) {
+// Renew passes a newer listing of the job on (RunNowAt) and has the
+// runner look at it. A runner that runs an old definition or missed a
+// pause cannot take it on: it reports false, and its successor waits for
+// it, then reloads the job.
+func (r *runner) Renew(w *herald.Work, _ bool) bool {
+	// The Keeper renews right after e.lease, in the same goroutine: the
+	// round is the one w was listed in.
+	if r.defKey != definitionKey(w) || r.stale(w, r.e.round.Load()) {
+		return false
+	}
 	r.latest.Store(w)
-	r.wakeUp()
+	r.WakeUp()
+	return true
 }
 
 func (r *runner) now() time.Time { return r.e.opts.Now().UTC().Truncate(time.Microsecond) }
 
-func (r *runner) run() {
+// Run runs the job until stopped, after waiting for its predecessor.
+func (r *runner) Run() {
 	defer close(r.done)
 	defer r.closeWriter()
 	if r.prev != nil {

@@ -2,12 +2,8 @@ package workflow
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/delivery"
+	"github.com/heraldhq/herald/lease"
 	"github.com/heraldhq/herald/notify"
 )
 
@@ -107,21 +104,17 @@ type Engine struct {
 	metrics   *metrics
 	log       *slog.Logger
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	start   sync.Once
-	refresh chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // runLoop and the runs
+	start  sync.Once
+	// readers leases the workflows and runs their trigger readers.
+	readers *lease.Keeper[wfKey, *herald.Workflow, *reader]
 	// runWake wakes the runner: runs were enqueued here, a run finished
 	// and freed a slot, a retry was scheduled.
 	runWake chan struct{}
 
 	mu sync.Mutex
-	// current holds the reader of each workflow held; retired, readers
-	// stopped that may still be saving (a successor waits for them).
-	current   map[wfKey]*reader
-	retired   map[wfKey]*reader
-	byAccount map[string]map[string]*reader
 	// due are the retries this node scheduled, earliest first, for the
 	// runner to claim them on time rather than at a poll.
 	due []time.Time
@@ -140,7 +133,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("workflow: Options.Appender is required")
 	}
 	if opts.Owner == "" {
-		opts.Owner = defaultOwner()
+		opts.Owner = lease.DefaultOwner()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -174,7 +167,7 @@ func New(opts Options) (*Engine, error) {
 		sender = notify.New(notify.Options{Templates: opts.Templates, Now: opts.Now})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		opts:      opts,
 		store:     opts.Store,
 		sender:    sender,
@@ -183,19 +176,20 @@ func New(opts Options) (*Engine, error) {
 		log:       opts.Logger.With("component", "workflow", "owner", opts.Owner),
 		ctx:       ctx,
 		cancel:    cancel,
-		refresh:   make(chan struct{}, 1),
 		runWake:   make(chan struct{}, 1),
-		current:   make(map[wfKey]*reader),
-		retired:   make(map[wfKey]*reader),
-		byAccount: make(map[string]map[string]*reader),
-	}, nil
-}
-
-func defaultOwner() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	e.readers = lease.New(lease.Config[wfKey, *herald.Workflow, *reader]{
+		Name:    "workflows",
+		Owner:   opts.Owner,
+		TTL:     opts.LeaseTTL,
+		Lease:   e.lease,
+		Release: e.store.ReleaseWorkflows,
+		Key:     func(w *herald.Workflow) wfKey { return wfKey{w.AccountID, w.Name} },
+		Account: func(k wfKey) string { return k.account },
+		New:     e.newReader,
+		Held:    e.metrics.held,
+	})
+	return e, nil
 }
 
 // Owner is the name this engine leases under.
@@ -204,11 +198,8 @@ func (e *Engine) Owner() string { return e.opts.Owner }
 // Start leases workflows and performs runs in the background.
 func (e *Engine) Start() {
 	e.start.Do(func() {
-		e.wg.Add(2)
-		go func() {
-			defer e.wg.Done()
-			e.leaseLoop()
-		}()
+		e.readers.Start()
+		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
 			e.runLoop()
@@ -222,33 +213,19 @@ func (e *Engine) Start() {
 func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.store.ReleaseWorkflows(ctx, e.opts.Owner); err != nil {
-		return fmt.Errorf("release workflows of %s: %w", e.opts.Owner, err)
-	}
-	return nil
+	return e.readers.Close()
 }
 
 // Notify tells the readers of an account that it has new events: call it
 // after each commit that stores events, so that they trigger runs without
 // waiting for a poll.
-func (e *Engine) Notify(accountID string) {
-	e.mu.Lock()
-	for _, r := range e.byAccount[accountID] {
-		r.wakeUp()
-	}
-	e.mu.Unlock()
-}
+func (e *Engine) Notify(accountID string) { e.readers.Notify(accountID) }
 
 // Refresh leases at once and has every reader and the runner look at the
 // store: call it after a workflow was created, changed, paused or
 // resumed.
 func (e *Engine) Refresh() {
-	select {
-	case e.refresh <- struct{}{}:
-	default:
-	}
+	e.readers.Refresh()
 	e.wakeRunner()
 }
 
@@ -259,99 +236,23 @@ func (e *Engine) wakeRunner() {
 	}
 }
 
-func (e *Engine) leaseLoop() {
-	t := time.NewTicker(e.opts.LeaseTTL / 3)
-	defer t.Stop()
-	poke := true
-	for {
-		e.lease(poke)
-		select {
-		case <-e.ctx.Done():
-			e.mu.Lock()
-			for _, r := range e.current {
-				r.stop()
-			}
-			e.mu.Unlock()
-			return
-		case <-t.C:
-			poke = false
-		case <-e.refresh:
-			poke = true
-		}
-	}
-}
-
-// lease renews the leases, starts readers for workflows newly held and
-// stops those of workflows no longer held.
-func (e *Engine) lease(poke bool) {
-	list, err := e.store.LeaseWorkflows(e.ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxWorkflows)
+// lease renews the leases and returns the workflows held, with their
+// defaults set.
+func (e *Engine) lease(ctx context.Context) ([]*herald.Workflow, error) {
+	list, err := e.store.LeaseWorkflows(ctx, e.opts.Owner, e.opts.Now(), e.opts.LeaseTTL, e.opts.MaxWorkflows)
 	if err != nil {
-		if e.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			e.metrics.storeErrors.Inc()
 			e.log.Error("lease workflows", "err", err)
 		}
-		return
+		return nil, err
 	}
-	held := make(map[wfKey]*herald.Workflow, len(list))
-	for _, w := range list {
+	for i, w := range list {
 		c := *w
 		c.SetDefaults()
-		held[wfKey{w.AccountID, w.Name}] = &c
+		list[i] = &c
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for k, r := range e.current {
-		if _, ok := held[k]; !ok || r.exited() {
-			e.retire(k, r)
-		}
-	}
-	for k, w := range held {
-		r := e.current[k]
-		if r == nil {
-			e.begin(k, w, e.retired[k])
-			continue
-		}
-		r.update(w)
-		if poke {
-			r.wakeUp()
-		}
-	}
-	for k, r := range e.retired {
-		if r.exited() {
-			delete(e.retired, k)
-		}
-	}
-	e.metrics.held.Set(float64(len(e.current)))
-}
-
-// begin starts a reader for w; prev, if any, is stopping, and the new one
-// waits for it and goes on from where it stopped.
-func (e *Engine) begin(k wfKey, w *herald.Workflow, prev *reader) {
-	r := newReader(e, w, prev)
-	delete(e.retired, k)
-	e.current[k] = r
-	if e.byAccount[k.account] == nil {
-		e.byAccount[k.account] = make(map[string]*reader)
-	}
-	e.byAccount[k.account][k.name] = r
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		r.run()
-	}()
-}
-
-// retire stops r and keeps it for a successor.
-func (e *Engine) retire(k wfKey, r *reader) {
-	r.stop()
-	delete(e.current, k)
-	if m := e.byAccount[k.account]; m != nil {
-		delete(m, k.name)
-		if len(m) == 0 {
-			delete(e.byAccount, k.account)
-		}
-	}
-	e.retired[k] = r
+	return list, nil
 }
 
 // maxDue bounds the retry times remembered; past it, polls find the

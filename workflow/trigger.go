@@ -58,7 +58,9 @@ type reader struct {
 	finalCursor   int64
 }
 
-func newReader(e *Engine, w *herald.Workflow, prev *reader) *reader {
+// newReader returns the reader of w, not yet running; prev, if any, is
+// its predecessor (lease.Config.New).
+func (e *Engine) newReader(w *herald.Workflow, prev *reader) *reader {
 	ctx, cancel := context.WithCancel(e.ctx)
 	r := &reader{
 		e:       e,
@@ -77,29 +79,31 @@ func newReader(e *Engine, w *herald.Workflow, prev *reader) *reader {
 	return r
 }
 
-func (r *reader) stop() { r.cancel() }
+// Stop asks the reader to stop; what it read is saved.
+func (r *reader) Stop() { r.cancel() }
 
-func (r *reader) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (r *reader) wakeUp() {
+// WakeUp tells the reader that there are new events.
+func (r *reader) WakeUp() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// update gives the reader the workflow as last leased: where a reader
-// started anew begins. Changes reach a running reader through the log.
-func (r *reader) update(w *herald.Workflow) { r.cfg.Store(w) }
+// Renew gives the reader the workflow as last leased: where a reader
+// started anew begins. Changes reach a running reader through the log,
+// so it never needs replacing; refreshed has it read at once.
+func (r *reader) Renew(w *herald.Workflow, refreshed bool) bool {
+	r.cfg.Store(w)
+	if refreshed {
+		r.WakeUp()
+	}
+	return true
+}
 
-func (r *reader) run() {
+// Run reads the log and triggers runs until stopped, after waiting for
+// its predecessor.
+func (r *reader) Run() {
 	defer close(r.done)
 	defer r.cancel()
 	defer func() { r.finalCursor = r.cursor }()
