@@ -20,13 +20,18 @@ const (
 
 // runLoop claims due runs and performs them, at most MaxRuns at once.
 func (e *Engine) runLoop() {
-	inflight := 0
-	finished := make(chan struct{}, e.opts.MaxRuns)
+	// performing holds the runs under way here. A run whose lease ran out
+	// while this node was still at it (a slow store, a loaded machine)
+	// comes back from ClaimRuns under this node's own name: the lease
+	// cannot tell the two apart, so this does, and the run is performed
+	// once.
+	performing := map[runKey]bool{}
+	finished := make(chan runKey, e.opts.MaxRuns)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		pause := false
-		if free := e.opts.MaxRuns - inflight; free > 0 {
+		if free := e.opts.MaxRuns - len(performing); free > 0 {
 			now := e.opts.Now()
 			runs, err := e.store.ClaimRuns(e.ctx, e.opts.Owner, now, e.opts.LeaseTTL, free)
 			if err != nil {
@@ -40,12 +45,16 @@ func (e *Engine) runLoop() {
 				e.claimedUpTo(now)
 			}
 			for _, r := range runs {
-				inflight++
+				k := runKey{r.AccountID, r.ID}
+				if performing[k] {
+					continue
+				}
+				performing[k] = true
 				e.wg.Add(1)
 				go func() {
 					defer e.wg.Done()
 					e.perform(r)
-					finished <- struct{}{}
+					finished <- k
 				}()
 			}
 		}
@@ -59,13 +68,16 @@ func (e *Engine) runLoop() {
 		select {
 		case <-e.ctx.Done():
 			return
-		case <-finished:
-			inflight--
+		case k := <-finished:
+			delete(performing, k)
 		case <-e.runWake:
 		case <-timer.C:
 		}
 	}
 }
+
+// runKey names a run: run ids are unique per account.
+type runKey struct{ account, id string }
 
 // stepFailure is why a step failed.
 type stepFailure struct {
