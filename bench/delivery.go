@@ -13,9 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,16 +85,9 @@ func (o *DeliveryOptions) validate() error {
 // receiver is the partner's endpoint: it verifies each request's
 // signature, as a partner would, and notes when each event arrived.
 type receiver struct {
-	prefix   string // event ids of this run start with it
-	keys     [][]byte
-	sent     []atomic.Int64 // unix nanos each event's ingest request began
-	received []atomic.Int64 // unix nanos it arrived; 0 until then
-	count    atomic.Int64
-	dups     atomic.Int64
-	bad      atomic.Int64
-	last     atomic.Int64
-	done     chan struct{}
-	once     sync.Once
+	*arrivals
+	keys [][]byte
+	bad  atomic.Int64
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -109,18 +100,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-	n, err := strconv.Atoi(strings.TrimPrefix(id, rc.prefix))
-	if !strings.HasPrefix(id, rc.prefix) || err != nil || n < 0 || n >= len(rc.received) {
-		return // not an event of this run
-	}
-	if !rc.received[n].CompareAndSwap(0, now) {
-		rc.dups.Add(1)
-		return
-	}
-	rc.last.Store(now)
-	if rc.count.Add(1) == int64(len(rc.received)) {
-		rc.once.Do(func() { close(rc.done) })
-	}
+	rc.arrived(id, now)
 }
 
 // verify checks a Standard Webhooks signature header against the
@@ -157,12 +137,7 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--receiver: %w", err)
 	}
-	rc := &receiver{
-		prefix:   "bench-" + o.RunID + "-",
-		sent:     make([]atomic.Int64, o.Events),
-		received: make([]atomic.Int64, o.Events),
-		done:     make(chan struct{}),
-	}
+	rc := &receiver{arrivals: newArrivals(o.RunID, o.Events)}
 	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -191,57 +166,14 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 	rc.keys = [][]byte{key}
 
 	gen := newGenerator(o.RunID, DefaultCustomers, time.Now().Add(-time.Duration(o.Events)*eventSpacing).UTC().Truncate(time.Millisecond))
-	endpoint := o.endpoint("/v1/events/batch")
-	requests := (o.Events + o.Batch - 1) / o.Batch
-	var pace <-chan time.Time
-	if o.Rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) * float64(o.Batch) / o.Rate))
-		defer t.Stop()
-		pace = t.C
-	}
-	p := plan{
-		name:     "delivery",
-		unit:     "events",
-		requests: requests,
-		units:    o.Events,
-		labels:   []string{"ingest"},
+	p, stopPace := sendPlan(o.Options, sendOptions{
+		name: "delivery", events: o.Events, batch: o.Batch, rate: o.Rate,
 		params: map[string]any{
 			"url": o.URL, "events": o.Events, "batch": o.Batch, "rate": o.Rate,
 			"concurrency": o.Concurrency, "maxInFlight": o.MaxInFlight, "runId": o.RunID, "backlog": o.Backlog,
 		},
-		newWorker: func(int) func(context.Context, int) outcome {
-			var resp bytes.Buffer
-			return func(ctx context.Context, req int) outcome {
-				if pace != nil {
-					select {
-					case <-pace:
-					case <-ctx.Done():
-						return outcome{}
-					}
-				}
-				first := req * o.Batch
-				n := min(o.Batch, o.Events-first)
-				body := gen.appendBatch(nil, first, n, false)
-				hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-				if err != nil {
-					return outcome{failed: n, err: err, fatal: true}
-				}
-				hreq.Header = http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
-				start := time.Now().UnixNano()
-				for i := first; i < first+n; i++ {
-					rc.sent[i].Store(start)
-				}
-				status, latency, err := exchange(client, hreq, &resp)
-				switch {
-				case err != nil:
-					return outcome{failed: n, err: err}
-				case status/100 != 2:
-					return outcome{failed: n, err: statusError(http.MethodPost, "/v1/events/batch", status, resp.Bytes()), fatal: fatalStatus(status)}
-				}
-				return batchOutcome(outcome{answered: true, latency: latency}, n, resp.Bytes())
-			}
-		},
-	}
+	}, client, gen, rc.arrivals)
+	defer stopPace()
 	ingest, err := run(ctx, o.Options, p)
 	if err != nil {
 		return ingest, err
@@ -269,34 +201,11 @@ func RunDelivery(ctx context.Context, o DeliveryOptions) (*Report, error) {
 // events delivered, the rate runs from the first ingest request to the
 // last arrival, and the latency is ingest-to-receive.
 func deliveryReport(ingest *Report, rc *receiver, o DeliveryOptions) *Report {
-	r := *ingest
-	r.Unit = "deliveries"
-	r.Ops = rc.count.Load()
-	r.Duplicates = rc.dups.Load()
-	var lat []time.Duration
-	first := int64(0)
-	for i := range rc.received {
-		sent := rc.sent[i].Load()
-		if first == 0 || (sent != 0 && sent < first) {
-			first = sent
-		}
-		if got := rc.received[i].Load(); got != 0 && sent != 0 {
-			lat = append(lat, time.Duration(got-sent))
-		}
+	var extra string
+	if bad := rc.bad.Load(); bad > 0 {
+		extra = fmt.Sprintf("; %d requests with a bad signature", bad)
 	}
-	if last := rc.last.Load(); last > first && first != 0 {
-		r.Duration = time.Duration(last - first)
-		r.OpsPerSecond = float64(r.Ops) / r.Duration.Seconds()
-	}
-	r.Latency = summarize(lat)
-	r.Breakdown = []Breakdown{{Name: "ingest request", Requests: ingest.Requests, Latency: ingest.Latency}}
-	missing := int64(o.Events) - r.Ops
-	if missing > 0 || rc.bad.Load() > 0 {
-		r.Errors.Ops = missing
-		r.Errors.First = fmt.Sprintf("%d of %d events not delivered within %s of the last send; %d requests with a bad signature",
-			missing, o.Events, o.Wait, rc.bad.Load())
-	}
-	return &r
+	return arrivalReport(ingest, rc.arrivals, "deliveries", o.Wait, extra)
 }
 
 type createdSubscription struct {

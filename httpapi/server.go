@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,19 @@ type Config struct {
 	// clock. Pass the one the rest of the process uses, so that a change
 	// made through the API is seen at once by everything that validates.
 	Catalog *catalog.Catalog
+	// Streams wakes the live streams (GET /v1/events/stream) when events
+	// are committed: pass the hub that the process's write paths (and,
+	// on PostgreSQL, the other servers' commits) notify, and close it
+	// when the server shuts down, which ends the streams. Nil: a hub of
+	// the server's own that nobody notifies; streams then see new events
+	// at their safety poll (StreamPoll).
+	Streams *Hub
+	// StreamKeepAlive is how often an idle stream sends a comment to keep
+	// proxies from dropping it. Zero: DefaultStreamKeepAlive.
+	StreamKeepAlive time.Duration
+	// StreamPoll is how often a stream reads the store without a wake-up.
+	// Zero: DefaultStreamPoll.
+	StreamPoll time.Duration
 	// Appender stores ingested events. Nil: each request calls
 	// Events.AppendEvents on its own, without group commit.
 	Appender Appender
@@ -128,6 +142,12 @@ type Server struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	newID      func() string
+
+	// streams, streamKeepAlive and streamPoll are Config.Streams,
+	// Config.StreamKeepAlive and Config.StreamPoll, defaults applied.
+	streams         *Hub
+	streamKeepAlive time.Duration
+	streamPoll      time.Duration
 
 	keyCache *keyCache
 	metrics  *metrics
@@ -186,6 +206,12 @@ func NewServer(cfg Config) *Server {
 	if s.appender == nil {
 		s.appender = directAppender{cfg.Events}
 	}
+	s.streams = cfg.Streams
+	if s.streams == nil {
+		s.streams = NewHub()
+	}
+	s.streamKeepAlive = cmp.Or(cfg.StreamKeepAlive, DefaultStreamKeepAlive)
+	s.streamPoll = cmp.Or(cfg.StreamPoll, DefaultStreamPoll)
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -265,6 +291,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/v1/events", scope: herald.ScopeIngest, handle: s.ingestEvent},
 		{method: "POST", path: "/v1/events/batch", scope: herald.ScopeIngest, params: []string{"atomic"}, handle: s.ingestBatch},
 		{method: "GET", path: "/v1/events", scope: herald.ScopeRead, params: eventQueryParams, handle: s.findEvents},
+		{method: "GET", path: "/v1/events/stream", scope: herald.ScopeRead, params: streamQueryParams, repeatable: streamRepeatable, handle: s.streamEvents},
 		{method: "GET", path: "/v1/events/{id}", scope: herald.ScopeRead, handle: s.getEvent},
 		{method: "POST", path: "/v1/event-types", scope: herald.ScopeAdmin, handle: s.createEventType},
 		{method: "GET", path: "/v1/event-types", scope: herald.ScopeRead, handle: s.listEventTypes},

@@ -54,7 +54,7 @@ the key or when more than --max-error-rate of the work fails.`,
 	pf.BoolVar(&f.json, "json", false, "print the report as one JSON object")
 	pf.BoolVar(&f.quiet, "quiet", false, "print no progress on stderr")
 
-	cmd.AddCommand(newBenchIngestCmd(f), newBenchQueryCmd(f), newBenchDeliveryCmd(f))
+	cmd.AddCommand(newBenchIngestCmd(f), newBenchQueryCmd(f), newBenchDeliveryCmd(f), newBenchStreamCmd(f))
 	return cmd
 }
 
@@ -173,6 +173,40 @@ at the end.`,
 	fl.IntVar(&o.MaxInFlight, "max-in-flight", 64, "the subscription's bound on requests under way")
 	fl.StringVar(&o.RunID, "run-id", "", "the `id` put in every event id (default random)")
 	fl.BoolVar(&o.Backlog, "backlog", false, "store the events with the subscription paused, then resume it and measure the drain alone (latency then runs from the resume)")
+	return cmd
+}
+
+func newBenchStreamCmd(f *benchFlags) *cobra.Command {
+	var o bench.StreamOptions
+	cmd := &cobra.Command{
+		Use:   "stream",
+		Short: "Measure the live stream: events/s received and ingest-to-receive latency",
+		Long: `Open the live stream (GET /v1/events/stream) for the account's client
+events from now on, send generated events in batches, and measure how fast
+they arrive on the stream (events/s received) and the time from the start
+of each event's ingest request to its arrival (p50, p95, p99). The ingest
+requests' own latency is in the breakdown.
+
+The key needs the ingest and read scopes (an admin key has both).`,
+		Example: `  # Throughput: as fast as 4 clients send batches of 100
+  herald bench stream --events 100000 --batch 100 --concurrency 4
+
+  # Latency at an offered 1,000 events/s
+  herald bench stream --events 30000 --batch 10 --rate 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd, func(ctx context.Context, shared bench.Options) (*bench.Report, error) {
+				o.Options = shared
+				return bench.RunStream(ctx, o)
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&o.Events, "events", 50000, "events to send")
+	fl.IntVar(&o.Batch, "batch", 100, "events per ingest request")
+	fl.Float64Var(&o.Rate, "rate", 0, "offered load in events/s (0: as fast as --concurrency clients send)")
+	fl.DurationVar(&o.Wait, "wait", time.Minute, "how long to wait for events on the stream after the last was sent")
+	fl.StringVar(&o.RunID, "run-id", "", "the `id` put in every event id (default random)")
 	return cmd
 }
 

@@ -8,15 +8,16 @@ import (
 )
 
 // notifier is told which account stored events, so the readers of its
-// log (deliverers, workflow triggers, export and alert jobs) look at once
+// log (deliverers, workflow triggers, export and alert jobs, the live
+// streams of GET /v1/events/stream through their httpapi.Hub) look at once
 // instead of at their next poll; Refresh asks it to look at what it holds.
 type notifier interface {
 	Notify(accountID string)
 	Refresh()
 }
 
-// engines passes each word on to every engine that reads the log. It is
-// filled before any of them starts.
+// engines passes each word on to every engine that reads the log, and to
+// the hub of the live streams. It is filled before any of them starts.
 type engines []notifier
 
 func (es *engines) Notify(accountID string) {

@@ -180,8 +180,9 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		return nil, err
 	}
 	// Every write that stores events wakes the engines that read its
-	// account's log.
-	wake := &engines{m.engine}
+	// account's log, and the live streams of that account.
+	streams := httpapi.NewHub()
+	wake := &engines{m.engine, streams}
 	st := notifyingStore{store: m.store, n: wake}
 	m.committer = ingest.New(st, ingest.Options{Workers: workers, Registerer: reg})
 	cat := catalog.New(st, st, catalog.Options{})
@@ -242,6 +243,7 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		},
 		CheckDestination: export.Check,
 		Appender:         m.committer,
+		Streams:          streams,
 		Ping:             m.store.Ping,
 		Logger:           log,
 		Registerer:       reg,
@@ -256,6 +258,11 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for every handler to return, and a live stream
+	// returns only when its client leaves: closing the hub as shutdown
+	// begins ends the streams (their clients reconnect elsewhere with
+	// Last-Event-ID), while other requests in flight finish as usual.
+	m.server.RegisterOnShutdown(streams.Close)
 	m.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		m.committer.Close()
