@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/bench"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -33,8 +31,8 @@ var errChainBroken = errors.New("the audit chain is broken")
 
 func newAuditVerifyCmd() *cobra.Command {
 	var (
-		url, key, db, account string
-		asJSON                bool
+		api         apiFlags
+		db, account string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -51,7 +49,7 @@ applies as serve would.
 
 Exits 0 when the chain holds, 1 when it is broken or cannot be checked.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: apiRunE(func(cmd *cobra.Command, _ []string) error {
 			var (
 				r   *herald.AuditReport
 				err error
@@ -59,62 +57,36 @@ Exits 0 when the chain holds, 1 when it is broken or cannot be checked.`,
 			if db != "" {
 				r, err = verifyInDatabase(cmd.Context(), db, account)
 			} else {
-				if key == "" {
-					key = os.Getenv("HERALD_KEY")
-				}
-				r, err = verifyOverHTTP(cmd.Context(), url, key)
+				r, err = verifyOverHTTP(cmd.Context(), &api)
 			}
 			if err != nil {
 				return err
 			}
-			printAuditReport(cmd.OutOrStdout(), r, asJSON)
+			printAuditReport(cmd.OutOrStdout(), r, api.json)
 			if !r.Verified {
 				return errChainBroken
 			}
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "url", envDefault("HERALD_URL", bench.DefaultURL), "the server's base `URL` (env HERALD_URL)")
-	f.StringVar(&key, "key", "", "API `key` (env HERALD_KEY)")
+	api.registerConn(f)
 	f.StringVar(&db, "db", "", "verify in this database instead: a SQLite file path or a postgres://… URL")
 	f.StringVar(&account, "account", herald.DefaultAccountID, "with --db: the account to verify")
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.BoolVar(&api.json, "json", false, "print the report as JSON")
 	return cmd
 }
 
-func verifyOverHTTP(ctx context.Context, url, key string) (*herald.AuditReport, error) {
-	if key == "" {
-		return nil, errors.New("--key: no API key (pass --key or set HERALD_KEY)")
+// verifyOverHTTP asks the server to walk the chain, which for a long one
+// takes a while: the timeout is generous.
+func verifyOverHTTP(ctx context.Context, api *apiFlags) (*herald.AuditReport, error) {
+	c, err := api.client()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/v1/audit/verify", nil)
-	if err != nil {
-		return nil, fmt.Errorf("--url: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var p struct{ Title, Detail string }
-		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
-			return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, p.Detail)
-		}
-		return nil, fmt.Errorf("HTTP %d from %s", resp.StatusCode, url)
-	}
-	var r herald.AuditReport
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("read the answer of %s: %w", url, err)
-	}
-	return &r, nil
+	return c.VerifyAudit(ctx)
 }
 
 func verifyInDatabase(ctx context.Context, db, account string) (*herald.AuditReport, error) {

@@ -19,6 +19,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
+	if errors.Is(err, errReported) {
+		os.Exit(1) // the command printed the error itself
+	}
 	if err != nil {
 		// A herald.Error names its code and message, which is what a user
 		// of the command needs; its own "herald:" prefix is said once.
@@ -54,6 +57,8 @@ named in its help: see herald serve --help.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newBenchCmd(), newAuditCmd())
+	root.AddCommand(newSendCmd(), newImportCmd(), newEventsCmd(), newTypesCmd(), newSubscriptionsCmd(),
+		newWorkflowsCmd(), newWorkCmd(), newAlertsCmd(), newExportsCmd(), newKeysCmd())
 	return root
 }
 
