@@ -1,5 +1,6 @@
 // Command herald runs the Herald event platform (`herald serve`) and the
-// tools around it (`herald bench`).
+// tools around it: a command line over the HTTP API (send, import, events,
+// types, subscriptions, workflows, work, keys, audit) and `herald bench`.
 package main
 
 import (
@@ -51,8 +52,17 @@ herald serve takes:
   --db     a SQLite file path or a postgres://… URL (env HERALD_DB,
            default <data>/herald.db)
 
+The other commands talk to a running server over its HTTP API; give them
+its URL and a key with --url and --key, or HERALD_URL and HERALD_KEY:
+
+  export HERALD_URL=http://127.0.0.1:8080 HERALD_KEY=$(cat herald-data/bootstrap.key)
+  herald send --category authentication --type userLoggedIn --customer cust-42
+  herald import events.ndjson
+  herald events tail --types 'transactions/*'
+
 Every flag of every command can also be set from the environment variable
-named in its help: see herald serve --help.`,
+named in its help: see herald serve --help. Shell completion: herald
+completion bash|zsh|fish.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
