@@ -114,6 +114,11 @@ type Config struct {
 	// KeyCacheTTL is how long a key lookup is remembered (see keyCache).
 	// Zero: DefaultKeyCacheTTL. Negative: no cache.
 	KeyCacheTTL time.Duration
+	// Console answers the GET and HEAD requests that no API route
+	// serves, outside /v1, /healthz and /metrics: the web console
+	// (console.Handler). It is not part of the API or its document.
+	// Nil: no console; those requests answer 404 like any other.
+	Console http.Handler
 }
 
 // Server serves the HTTP API. It is an http.Handler; the caller owns the
@@ -142,6 +147,7 @@ type Server struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	newID      func() string
+	console    http.Handler
 
 	// streams, streamKeepAlive and streamPoll are Config.Streams,
 	// Config.StreamKeepAlive and Config.StreamPoll, defaults applied.
@@ -201,6 +207,7 @@ func NewServer(cfg Config) *Server {
 		logger:     cfg.Logger,
 		now:        cfg.Now,
 		newID:      cfg.NewID,
+		console:    cfg.Console,
 		mux:        http.NewServeMux(),
 	}
 	if s.appender == nil {
@@ -414,10 +421,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
+		if s.servesConsole(r) {
+			info.route = consoleRoute
+			s.console.ServeHTTP(rec, r)
+			return
+		}
 		s.unmatched(rec, r, h)
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// consoleRoute is the route that logs and metrics name for whatever the
+// console serves: one label for all its paths.
+const consoleRoute = "console"
+
+// servesConsole reports whether a request no API route matches goes to
+// the console: a GET or HEAD outside the API's paths, so that a mistyped
+// API URL still answers with a problem.
+func (s *Server) servesConsole(r *http.Request) bool {
+	if s.console == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return false
+	}
+	for _, prefix := range []string{"/v1", "/healthz", "/metrics"} {
+		if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
+			return false
+		}
+	}
+	return true
 }
 
 // unmatched answers a request no route matches, with the mux's verdict
@@ -478,8 +509,8 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, d ti
 	switch {
 	case status >= 500:
 		level = slog.LevelError
-	case status < 400 && (route == "/healthz" || route == "/metrics"):
-		level = slog.LevelDebug // probes and scrapes would drown the rest
+	case status < 400 && (route == "/healthz" || route == "/metrics" || route == consoleRoute):
+		level = slog.LevelDebug // probes, scrapes and page loads would drown the rest
 	}
 	if !s.logger.Enabled(r.Context(), level) {
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/catalog"
+	"github.com/heraldhq/herald/console"
 	"github.com/heraldhq/herald/delivery"
 	"github.com/heraldhq/herald/export"
 	"github.com/heraldhq/herald/httpapi"
@@ -250,6 +251,7 @@ func openMain(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (*
 		Gatherer:         reg,
 		Now:              time.Now,
 		NewID:            func() string { return uuid.Must(uuid.NewV7()).String() },
+		Console:          console.Handler(),
 	})
 	m.server = &http.Server{
 		Handler:           api,
