@@ -415,6 +415,34 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("keyboard only", func(t *testing.T) {
+		b.t = t
+		b.goTo("#/events")
+		b.waitFor("the events page", loaded+` && `+visible(testid("event-row")))
+		// A fresh load starts keyboard navigation at the top of the page.
+		b.step("load the page afresh", chromedp.Reload())
+		b.waitFor("the events page, reloaded", loaded+` && `+visible(testid("event-row")))
+		// A page puts the focus at its start, after the navigation: go
+		// back with Shift+Tab until the audit link has it, reachable
+		// without a mouse.
+		reached := false
+		for range 40 {
+			b.step("press Shift+Tab", chromedp.KeyEvent("\t", chromedp.KeyModifiers(chromedp.ModifierShift)))
+			if evaluate[bool](b, "which element has the focus", `document.activeElement === document.querySelector('[data-testid="nav-audit"]')`) {
+				reached = true
+				break
+			}
+		}
+		if !reached {
+			t.Fatal("40 presses of Shift+Tab did not reach the audit link")
+		}
+		if outline := evaluate[string](b, "the focus ring", `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+			t.Errorf("the focused link shows no outline: focus must be visible")
+		}
+		b.step("press Enter", chromedp.KeyEvent("\r"))
+		b.waitFor("the audit page, opened from the keyboard", visible(testid("audit-state")))
+	})
+
 	t.Run("events on a phone", func(t *testing.T) {
 		b.t = t
 		b.step("a 390 px wide screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
