@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,7 +211,8 @@ func (b *browser) screenshot(name string) {
 	if !b.shots {
 		return
 	}
-	b.waitFor(name+" page loaded for its screenshot", loaded)
+	// A toast of an earlier step (Retry's) must not sit on the picture.
+	b.waitFor(name+" page loaded for its screenshot", loaded+` && !document.querySelector(".toast")`)
 	ctx, cancel := context.WithTimeout(b.ctx, consoleStep)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
@@ -400,6 +402,31 @@ func TestConsole(t *testing.T) {
 
 	t.Run("other pages", func(t *testing.T) {
 		b.t = t
+		// The lists find a lifecycle and a profile without knowing an id.
+		b.step("open nav-lifecycles", chromedp.Click(chromedp.CSS(testid("nav-lifecycles"))))
+		lgRow := testid("lifecycle-row") + `[data-id="lg-1"]`
+		b.waitFor("the lg-1 lifecycle listed", loaded+` && `+visible(lgRow))
+		if row := evaluate[string](b, "read the lg-1 row", `document.querySelector(`+js(lgRow)+`).textContent`); !strings.Contains(row, "succeeded") || !strings.Contains(row, "cust-42") {
+			t.Errorf("lifecycle row %q, want its status succeeded and its entity cust-42", row)
+		}
+		if hrefs := evaluate[[]string](b, "read the lg-1 row's links", `[...document.querySelectorAll(`+js(lgRow+" a")+`)].map(a => a.getAttribute("href"))`); !slices.Contains(hrefs, "#/lifecycles/lg-1") || !slices.Contains(hrefs, "#/profiles/cust-42") {
+			t.Errorf("lifecycle row links %q, want #/lifecycles/lg-1 and #/profiles/cust-42", hrefs)
+		}
+		b.screenshot("lifecycles")
+		// lg-1 has ended: the open ones are none, and the route says so.
+		b.setField("filter-terminal", "no")
+		b.step("apply the filter", chromedp.Click(chromedp.CSS(testid("filter-apply"))))
+		b.waitFor("no open lifecycle", loaded+` && `+visible(testid("empty"))+` && !document.querySelector(`+js(testid("lifecycle-row"))+`)`)
+		if hash := evaluate[string](b, "read the route", `location.hash`); !strings.Contains(hash, "terminal=no") {
+			t.Errorf("route %q does not carry the filter terminal=no", hash)
+		}
+		b.step("open nav-profiles", chromedp.Click(chromedp.CSS(testid("nav-profiles"))))
+		custRow := testid("profile-row") + `[data-id="cust-42"]`
+		b.waitFor("the cust-42 profile listed", loaded+` && `+visible(custRow))
+		if hrefs := evaluate[[]string](b, "read the cust-42 row's links", `[...document.querySelectorAll(`+js(custRow+" a")+`)].map(a => a.getAttribute("href"))`); !slices.Contains(hrefs, "#/profiles/cust-42") {
+			t.Errorf("profile row links %q, want #/profiles/cust-42", hrefs)
+		}
+		b.screenshot("profiles")
 		for _, p := range []struct{ nav, hash, shows, shot string }{
 			{"", "#/profiles/cust-42", "login_method", "profile"},
 			{"nav-workflows", "", "notify-risk", "workflows"},

@@ -15,8 +15,10 @@ import * as ops from './page-ops.js';
 const routes = [
   ['/events', ev.eventsPage, 'events'],
   ['/events/:id', ev.eventPage, 'events'],
-  ['/lifecycles/:id', ent.lifecyclePage, 'events'],
-  ['/profiles/:id', ent.profilePage, 'events'],
+  ['/lifecycles', ent.lifecyclesPage, 'lifecycles'],
+  ['/lifecycles/:id', ent.lifecyclePage, 'lifecycles'],
+  ['/profiles', ent.profilesPage, 'profiles'],
+  ['/profiles/:id', ent.profilePage, 'profiles'],
   ['/sessions', ent.sessionsPage, 'sessions'],
   ['/sessions/:id', ent.sessionPage, 'sessions'],
   ['/visits', ent.visitsPage, 'visits'],

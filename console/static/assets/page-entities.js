@@ -1,9 +1,10 @@
-// page-entities.js: lifecycles, profiles, sessions and visits.
+// page-entities.js: lifecycles and profiles (lists and detail), sessions
+// and visits.
 
 import { api, seg } from './api.js';
 import { href, navigate } from './router.js';
-import { h, replace, loading, empty, errorBox, pill, time, link, mono, truncate, jsonView, dl, section, pageHeader, table, stat, num } from './dom.js';
-import { eventsTable, loadRange } from './page-events.js';
+import { h, replace, loading, empty, errorBox, pill, time, link, mono, truncate, jsonView, dl, section, pageHeader, table, tableRow, stat, num } from './dom.js';
+import { eventsTable, loadRange, rowClicks } from './page-events.js';
 
 const dash = () => h('span', { class: 'muted' }, '—');
 
@@ -27,7 +28,7 @@ export async function lifecyclePage(ctx) {
     : h('div', { testid: 'lifecycle-timeline' }, empty('No status yet.', 'None of the events of this lifecycle had an eventStatus.'));
   replace(main,
     pageHeader(`${lc.category}/${lc.type}`, {
-      crumbs: [['Events', '#/events'], ['Lifecycle'], [truncate(lc.id, 40)]],
+      crumbs: [['Lifecycles', '#/lifecycles'], [truncate(lc.id, 40)]],
       pill: pill(lc.status || 'no status', lc.terminal ? undefined : 'info'),
       sub: `Lifecycle ${lc.id}`,
     }),
@@ -54,7 +55,7 @@ export async function profilePage(ctx) {
   const counts = Object.entries(p.counts || {}).sort((a, b) => b[1] - a[1]);
   const recent = h('div', null, loading('Loading recent events…'));
   replace(main,
-    pageHeader(p.id, { crumbs: [['Events', '#/events'], ['Profile'], [truncate(p.id, 40)]], sub: 'What Herald knows of this entity.' }),
+    pageHeader(p.id, { crumbs: [['Profiles', '#/profiles'], [truncate(p.id, 40)]], sub: 'What Herald knows of this entity.' }),
     h('div', { class: 'related' },
       link(href('events', { customer: p.id }), 'All events of this entity', { class: 'chip' }),
       link(href('sessions', { entity: p.id }), 'Sessions', { class: 'chip' }),
@@ -186,3 +187,163 @@ async function journeyDetail(ctx, kind, label) {
 
 export const sessionPage = (ctx) => journeyDetail(ctx, 'sessions', 'Session');
 export const visitPage = (ctx) => journeyDetail(ctx, 'visits', 'Visit');
+
+// ---- lifecycle and profile lists ----
+
+// A filter of a list page: its name in the hash query (and the input's
+// name), its label, and how its value goes to the API (param, or
+// toApi(value) answering an object of parameters).
+function listFilterForm(kind, what, filters, query) {
+  const fields = filters.map((f) => {
+    const id = `filter-${f.name}`;
+    const value = query.get(f.name) || '';
+    const control = f.options
+      ? h('select', { id, name: f.name, testid: id }, f.options.map(([v, t]) => h('option', { value: v, selected: v === value }, t)))
+      : h('input', { id, name: f.name, type: f.type || 'search', value, placeholder: f.placeholder, testid: id, autocomplete: 'off', spellcheck: 'false'});
+    return h('div', { class: 'field' }, h('label', { for: id }, f.label), control);
+  });
+  const form = h('form', { class: 'filters card', role: 'search', 'aria-label': `Filter ${what}` },
+    fields,
+    h('div', { class: 'field field-actions' },
+      h('button', { type: 'submit', class: 'btn btn-primary', testid: 'filter-apply' }, 'Apply'),
+      h('a', { class: 'btn btn-ghost', href: `#/${kind}` }, 'Clear')));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = {};
+    new FormData(form).forEach((v, k) => { v = String(v).trim(); if (v) q[k] = v; });
+    navigate(href(kind, q));
+  });
+  return form;
+}
+
+// localToISO turns a datetime-local value into RFC 3339 (UTC).
+function localToISO(v) {
+  const t = new Date(v);
+  return Number.isNaN(t.getTime()) ? v : t.toISOString();
+}
+
+// pagedList shows a list page: header, filters kept in the hash query, a
+// table of the API's pages with "Load more" while it has more.
+async function pagedList(ctx, o) {
+  ctx.title(o.title);
+  const { main, signal, query } = ctx;
+  const apiQuery = {};
+  let filtered = false;
+  o.filters.forEach((f) => {
+    const v = (query.get(f.name) || '').trim();
+    if (!v) return;
+    filtered = true;
+    if (f.toApi) Object.assign(apiQuery, f.toApi(v));
+    else apiQuery[f.param || f.name] = v;
+  });
+  const box = h('div', null, loading(`Loading ${o.kind}…`));
+  const foot = h('div', { class: 'list-foot' });
+  const countLine = h('p', { class: 'muted small', 'aria-live': 'polite' });
+  const titleId = `${o.kind}-list-title`;
+  replace(main,
+    pageHeader(o.title, { sub: o.sub }),
+    listFilterForm(o.kind, o.kind, o.filters, query),
+    h('section', { class: 'card', 'aria-labelledby': titleId },
+      h('div', { class: 'card-head' }, h('h2', { id: titleId, class: 'card-title' }, o.title), countLine),
+      box, foot));
+  let rows = [];
+  let tbody = null;
+  const rowAttrs = (r) => ({ testid: o.rowTestid, 'data-id': r.id, class: 'row-link' });
+  const load = async (next) => {
+    const page = await api(`/v1/${o.kind}`, { query: { ...apiQuery, limit: 100, next }, signal });
+    const got = page[o.kind] || [];
+    rows = rows.concat(got);
+    countLine.textContent = `${rows.length.toLocaleString()} shown${page.hasMore ? ', more to load' : ''}`;
+    if (!rows.length) {
+      replace(box, empty(filtered ? `No ${o.kind} match these filters.` : `No ${o.kind} yet.`, o.emptyHint));
+    } else if (tbody && next) {
+      tbody.append(...got.map((r) => tableRow(o.columns, r, { rowAttrs })));
+    } else {
+      const wrap = table(o.columns, rows, { caption: o.caption, rowAttrs });
+      tbody = wrap.querySelector('tbody');
+      rowClicks(tbody, (id) => href(o.kind, id));
+      replace(box, wrap);
+    }
+    replace(foot);
+    if (page.hasMore && page.next) {
+      const b = h('button', { type: 'button', class: 'btn', testid: 'load-more' }, 'Load more');
+      b.addEventListener('click', () => {
+        b.disabled = true;
+        b.textContent = 'Loading…';
+        load(page.next).catch((err) => { if (!signal.aborted) replace(foot, errorBox(err)); });
+      });
+      foot.append(b);
+    }
+  };
+  try {
+    await load();
+  } catch (err) {
+    if (signal.aborted) return;
+    if (err && err.status === 401) throw err;
+    countLine.textContent = '';
+    replace(box, errorBox(err, () => navigate(window.location.hash)));
+  }
+}
+
+const lifecycleFilters = [
+  { name: 'category', label: 'Category', placeholder: 'authentication' },
+  { name: 'type', label: 'Type', placeholder: 'login' },
+  { name: 'status', label: 'Status', placeholder: 'succeeded' },
+  { name: 'terminal', label: 'Terminal', options: [['', 'Any'], ['yes', 'Yes (ended)'], ['no', 'No (open)']], toApi: (v) => (v === 'yes' ? { terminal: 'true' } : v === 'no' ? { terminal: 'false' } : {}) },
+  { name: 'entity', label: 'Entity', placeholder: 'cust-42' },
+];
+
+const lifecycleColumns = [
+  { label: 'Lifecycle', cell: (l) => link(href('lifecycles', l.id), truncate(l.id, 32), { class: 'mono' }) },
+  { label: 'Type', cell: (l) => h('span', { class: 'ev-name' }, h('span', { class: 'strong' }, l.type), h('span', { class: 'muted small' }, l.category)) },
+  { label: 'Status', cell: (l) => pill(l.status || 'no status', l.terminal ? undefined : 'info') },
+  { label: 'Terminal', cell: (l) => (l.terminal ? 'yes' : h('span', { class: 'muted' }, 'no')) },
+  { label: 'Entity', cell: (l) => (l.entityId ? link(href('profiles', l.entityId), truncate(l.entityId, 28)) : dash()) },
+  { label: 'Events', class: 'num', cell: (l) => num(l.eventCount) },
+  { label: 'Began', cell: (l) => time(l.firstOccurredAt) },
+  { label: 'Updated', cell: (l) => time(l.updatedAt) },
+];
+
+export const lifecyclesPage = (ctx) => pagedList(ctx, {
+  kind: 'lifecycles',
+  title: 'Lifecycles',
+  sub: 'Events that share an eventLifecycleId, with their current status. Oldest first.',
+  caption: 'Lifecycles, oldest first',
+  rowTestid: 'lifecycle-row',
+  filters: lifecycleFilters,
+  columns: lifecycleColumns,
+  emptyHint: 'A lifecycle starts with the first event that has an eventLifecycleId.',
+});
+
+const profileFilters = [
+  { name: 'attribute', label: 'Attribute', placeholder: 'email' },
+  { name: 'value', label: 'Value', placeholder: 'alice@example.com' },
+  { name: 'seenAfter', label: 'Last seen from', type: 'datetime-local', toApi: (v) => ({ seenAfter: localToISO(v) }) },
+  { name: 'seenBefore', label: 'Last seen before', type: 'datetime-local', toApi: (v) => ({ seenBefore: localToISO(v) }) },
+];
+
+function attributeNames(p) {
+  const names = Object.keys(p.attributes || {}).sort();
+  if (!names.length) return dash();
+  const shown = names.slice(0, 4);
+  return h('span', { class: 'attr-names' }, shown.map((n) => mono(n)), names.length > shown.length ? h('span', { class: 'muted small' }, `+${names.length - shown.length} more`) : null);
+}
+
+const profileColumns = [
+  { label: 'Entity', cell: (p) => link(href('profiles', p.id), truncate(p.id, 36), { class: 'mono' }) },
+  { label: 'Events', class: 'num', cell: (p) => num(p.eventCount) },
+  { label: 'First seen', cell: (p) => time(p.firstSeenAt) },
+  { label: 'Last seen', cell: (p) => time(p.lastSeenAt) },
+  { label: 'Attributes', cell: attributeNames },
+];
+
+export const profilesPage = (ctx) => pagedList(ctx, {
+  kind: 'profiles',
+  title: 'Profiles',
+  sub: 'What Herald knows of each entity. Oldest first.',
+  caption: 'Profiles, oldest first',
+  rowTestid: 'profile-row',
+  filters: profileFilters,
+  columns: profileColumns,
+  emptyHint: 'A profile starts with the first event about an entity (coreCustomerId, or a customer agent).',
+});
